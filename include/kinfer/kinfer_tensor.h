@@ -52,6 +52,12 @@ typedef struct kinfer_tensor {
     size_t nstrings;
 } kinfer_tensor;
 
+/* One request parameter (Avro map<string> entry), e.g. normalize=true. */
+typedef struct kinfer_param {
+    kinfer_str key;
+    kinfer_str value;
+} kinfer_param;
+
 /* Bytes per element; 0 for STRING. */
 size_t kinfer_dtype_size(kinfer_dtype dtype);
 /* Wire name, e.g. "FP32"; "?" for out-of-range values. */

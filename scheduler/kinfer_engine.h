@@ -1,0 +1,115 @@
+/* kinfer_engine.h — the public engine API: load a model repository, submit
+ * requests, get completions. The engine batches by model and deadline
+ * (DESIGN.md §4) and runs batches on device executors.
+ *
+ * Knows nothing of Kafka or Avro: the worker translates messages into
+ * kinfer_engine_request and results into replies. */
+#ifndef KINFER_ENGINE_H
+#define KINFER_ENGINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kinfer/kinfer_clock.h"
+#include "kinfer/kinfer_error.h"
+#include "kinfer/kinfer_tensor.h"
+#include "kinfer_model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kinfer_engine kinfer_engine;
+
+#define KINFER_MAX_DEVICES 8
+
+/* One model entry of the repository. Strings are copied by kinfer_engine_new. */
+typedef struct kinfer_model_config {
+    const char *name;    /* what requests name in `model` */
+    const char *version; /* reported in replies; NULL = none */
+    kinfer_model_options load;
+    const char *devices[KINFER_MAX_DEVICES]; /* "cpu", "cuda:0", ... in preference order */
+    int ndevices;
+    int replicas_per_device;      /* >= 1 */
+    uint32_t max_batch_size;      /* rows per batch */
+    uint32_t max_batch_tokens;    /* text models: padded tokens per batch; 0 = no limit */
+    int64_t max_queue_delay_us;   /* longest the oldest queued request waits for company */
+    int64_t default_timeout_ms;   /* deadline for requests without one; 0 = none */
+    uint32_t max_queue;           /* high watermark (requests queued): congestion reported */
+    uint32_t queue_low_watermark; /* congestion cleared at or below; default max_queue/2 */
+    uint32_t max_queue_hard;      /* 0 = never reject; else OVERLOADED beyond it */
+} kinfer_model_config;
+
+/* Everything a completion carries. Valid only during the callback; copy what
+ * you need. Exactly one completion per accepted request. */
+typedef struct kinfer_engine_result {
+    void *token; /* the request's opaque token */
+    kinfer_err status;
+    const char *error; /* message when status != KINFER_OK, else NULL */
+    const kinfer_tensor *outputs;
+    size_t noutputs;
+    const char *model_version; /* may be NULL */
+    const char *device;        /* e.g. "cpu", "cuda:0"; "" when not run */
+    int64_t queue_us;          /* submit -> batch start */
+    int64_t compute_us;        /* batch run time */
+    uint32_t batch_size;       /* requests in the batch */
+} kinfer_engine_result;
+
+/* Called from an engine thread (executor or expiry timer). Must not block
+ * for long and must not call kinfer_engine_shutdown/destroy. May call
+ * kinfer_engine_submit. */
+typedef void (*kinfer_engine_complete_fn)(void *ctx, const kinfer_engine_result *result);
+
+/* Queue watermark crossing for one model: congested=true when the queue
+ * passes max_queue, false when it drains to queue_low_watermark. Called
+ * from an engine thread or from inside kinfer_engine_submit. */
+typedef void (*kinfer_engine_congestion_fn)(void *ctx, const char *model, bool congested);
+
+typedef struct kinfer_engine_config {
+    const kinfer_model_config *models;
+    size_t nmodels;
+    int cpu_threads;    /* CPU backend threads; 0 = online cores */
+    kinfer_clock clock; /* zero-initialised = system wall clock */
+    kinfer_engine_complete_fn on_complete;
+    kinfer_engine_congestion_fn on_congestion; /* may be NULL */
+    void *callback_ctx;
+} kinfer_engine_config;
+
+typedef struct kinfer_engine_request {
+    kinfer_str model;
+    kinfer_str model_version;    /* empty = any */
+    const kinfer_tensor *inputs; /* must stay valid until the completion returns */
+    size_t ninputs;
+    const kinfer_param *params; /* same lifetime as inputs */
+    size_t nparams;
+    int64_t deadline_us; /* absolute Unix epoch µs; 0 = the model's default timeout */
+    int32_t priority;    /* higher first among equal deadlines */
+    void *token;         /* returned in the completion */
+} kinfer_engine_request;
+
+/* Loads every model and starts executors. Errors name the model. */
+kinfer_err kinfer_engine_new(const kinfer_engine_config *cfg, kinfer_engine **out,
+                             kinfer_error *err);
+
+/* Queues a request. KINFER_OK: exactly one completion will follow. Any
+ * error (MODEL_NOT_FOUND, INVALID_REQUEST, OVERLOADED, DEADLINE_EXCEEDED,
+ * SHUTDOWN): no completion; the caller answers the request itself.
+ * Thread-safe. */
+kinfer_err kinfer_engine_submit(kinfer_engine *engine, const kinfer_engine_request *req,
+                                kinfer_error *err);
+
+/* Stops accepting, runs what is queued for up to drain_timeout_ms, then
+ * completes everything left with KINFER_ERR_SHUTDOWN. Returns when every
+ * accepted request has had its completion. Idempotent. */
+void kinfer_engine_shutdown(kinfer_engine *engine, int64_t drain_timeout_ms);
+/* Shuts down (drain 0 if not yet) and frees. */
+void kinfer_engine_destroy(kinfer_engine *engine);
+
+/* Requests accepted and not yet completed, over all models. */
+size_t kinfer_engine_in_flight(const kinfer_engine *engine);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
