@@ -1,0 +1,215 @@
+/* codec_decode_tensor.c — decodes and validates array<Tensor> (request inputs,
+ * response outputs) into the decoder's reused storage. Data bytes and
+ * strings stay views into the message. */
+#include "codec_decoder.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Grows an array to hold at least need elements (doubling). */
+static bool grow(void **arr, size_t *cap, size_t need, size_t elem) {
+    if (need <= *cap)
+        return true;
+    size_t n = *cap ? *cap : 8;
+    while (n < need)
+        n *= 2;
+    void *p = realloc(*arr, n * elem);
+    if (!p)
+        return false;
+    *arr = p;
+    *cap = n;
+    return true;
+}
+
+/* tensors and str_start grow together (same capacity). */
+static bool grow_tensors(kinfer_codec_decoder *dec, size_t need) {
+    if (need <= dec->tensors_cap)
+        return true;
+    size_t cap = dec->tensors_cap, scap = dec->tensors_cap;
+    if (!grow((void **)&dec->str_start, &scap, need, sizeof(size_t)))
+        return false;
+    if (!grow((void **)&dec->tensors, &cap, need, sizeof(kinfer_tensor)))
+        return false;
+    dec->tensors_cap = cap;
+    return true;
+}
+
+static kinfer_err oom(codec_reader *r) {
+    return kinfer_error_set(r->err, KINFER_ERR_NOMEM, "codec decoder: out of memory");
+}
+
+/* shape: array<long>. Dims past what we may store are still read. */
+static kinfer_err decode_shape(kinfer_codec_decoder *dec, codec_reader *r, const char *path,
+                               kinfer_tensor *t, bool *shape_ok) {
+    size_t ndim = 0, count;
+    *shape_ok = true;
+    for (;;) {
+        kinfer_err rc = codec_read_block(r, "shape", 1, &count);
+        if (rc != KINFER_OK)
+            return rc;
+        if (count == 0)
+            break;
+        for (size_t k = 0; k < count; k++, ndim++) {
+            int64_t d;
+            if ((rc = codec_read_long(r, "shape", &d)) != KINFER_OK)
+                return codec_error_path(r->err, rc, "%s.shape[%zu]: ", path, ndim);
+            if (ndim < KINFER_MAX_DIMS)
+                t->shape[ndim] = d;
+            if (d < 0) {
+                *shape_ok = false;
+                codec_soft(dec, KINFER_ERR_INVALID_REQUEST,
+                           "%s.shape[%zu]: negative dimension %lld", path, ndim, (long long)d);
+            }
+        }
+    }
+    if (ndim > dec->limits.max_dims) {
+        *shape_ok = false;
+        codec_soft(dec, KINFER_ERR_TOO_LARGE, "%s.shape: %zu dimensions, at most %u allowed", path,
+                   ndim, dec->limits.max_dims);
+        ndim = dec->limits.max_dims;
+    }
+    t->ndim = (int)ndim;
+    return KINFER_OK;
+}
+
+/* strings: array<string>; stored (up to max_strings in the message) when
+ * store is set, else only checked. */
+static kinfer_err decode_strings(kinfer_codec_decoder *dec, codec_reader *r, const char *path,
+                                 kinfer_tensor *t, bool store) {
+    size_t count, n = 0;
+    char sub[96];
+    for (;;) {
+        kinfer_err rc = codec_read_block(r, "strings", 1, &count);
+        if (rc != KINFER_OK)
+            return codec_error_path(r->err, rc, "%s.", path);
+        if (count == 0)
+            break;
+        if (store) {
+            size_t want = dec->nstrings + count;
+            if (want > dec->limits.max_strings)
+                want = dec->limits.max_strings;
+            if (!grow((void **)&dec->strings, &dec->strings_cap, want, sizeof(kinfer_str)))
+                return oom(r);
+        }
+        for (size_t k = 0; k < count; k++, n++) {
+            kinfer_str s;
+            if ((rc = codec_read_bytes(r, "strings", &s)) != KINFER_OK)
+                return codec_error_path(r->err, rc, "%s.strings[%zu]: ", path, n);
+            if (!dec->has_soft) {
+                snprintf(sub, sizeof(sub), "%s.strings[%zu]", path, n);
+                codec_check_text(dec, s, dec->limits.max_string_bytes, sub);
+            }
+            if (!store)
+                continue;
+            if (dec->nstrings >= dec->limits.max_strings) {
+                codec_soft(dec, KINFER_ERR_TOO_LARGE,
+                           "%s.strings[%zu]: more than %u strings in the message", path, n,
+                           dec->limits.max_strings);
+                store = false;
+                continue;
+            }
+            dec->strings[dec->nstrings++] = s;
+        }
+    }
+    t->nstrings = n;
+    return KINFER_OK;
+}
+
+/* Checks a parsed tensor: element count, then data/strings against the
+ * dtype and shape (kinfer_tensor_check has the exact wording). */
+static void validate_tensor(kinfer_codec_decoder *dec, const char *path, kinfer_tensor *t) {
+    if (dec->has_soft)
+        return;
+    uint64_t numel;
+    kinfer_error e;
+    if (kinfer_shape_numel(t->shape, t->ndim, dec->limits.max_numel, &numel, &e) != KINFER_OK) {
+        char shp[160];
+        kinfer_shape_format(t->shape, t->ndim, shp, sizeof(shp));
+        codec_soft(dec, KINFER_ERR_TOO_LARGE, "%s.shape: %s has more than %llu elements", path, shp,
+                   (unsigned long long)dec->limits.max_numel);
+        return;
+    }
+    if (t->dtype == KINFER_DTYPE_STRING && t->nbytes) {
+        codec_soft(dec, KINFER_ERR_INVALID_REQUEST,
+                   "%s.data: STRING tensors carry strings, not data (got %zu bytes)", path,
+                   t->nbytes);
+        return;
+    }
+    if (t->dtype != KINFER_DTYPE_STRING && t->nstrings) {
+        codec_soft(dec, KINFER_ERR_INVALID_REQUEST,
+                   "%s.strings: %s tensors carry data, not strings (got %zu)", path,
+                   kinfer_dtype_name(t->dtype), t->nstrings);
+        return;
+    }
+    if (kinfer_tensor_check(t, dec->limits.max_numel, &e) != KINFER_OK)
+        codec_soft(dec, e.code, "%s: %s", path, e.msg);
+}
+
+kinfer_err codec_decode_tensors(kinfer_codec_decoder *dec, codec_reader *r, const char *field) {
+    size_t count, i = 0;
+    char path[48];
+    kinfer_tensor scratch;
+    /* A Tensor takes at least 5 wire bytes (name, dtype, shape, data and
+     * strings each at least one), which bounds the count by the message. */
+    for (;;) {
+        kinfer_err rc = codec_read_block(r, field, 5, &count);
+        if (rc != KINFER_OK)
+            return rc;
+        if (count == 0)
+            break;
+        size_t want = dec->ntensors + count;
+        if (want > dec->limits.max_tensors)
+            want = dec->limits.max_tensors;
+        if (!grow_tensors(dec, want))
+            return oom(r);
+        for (size_t k = 0; k < count; k++, i++) {
+            snprintf(path, sizeof(path), "%s[%zu]", field, i);
+            bool store = i < dec->limits.max_tensors;
+            if (!store && i == dec->limits.max_tensors)
+                codec_soft(dec, KINFER_ERR_TOO_LARGE, "%s: more than %u tensors", field,
+                           dec->limits.max_tensors);
+            kinfer_tensor *t = store ? &dec->tensors[i] : &scratch;
+            memset(t, 0, sizeof(*t));
+            if ((rc = codec_read_bytes(r, "name", &t->name)) != KINFER_OK)
+                return codec_error_path(r->err, rc, "%s.", path);
+            if (!dec->has_soft) {
+                char sub[64];
+                snprintf(sub, sizeof(sub), "%s.name", path);
+                codec_check_text(dec, t->name, dec->limits.max_name_bytes, sub);
+            }
+            int64_t dt;
+            if ((rc = codec_read_index(r, "dtype", "enum", KINFER_DTYPE_COUNT, &dt)) != KINFER_OK)
+                return codec_error_path(r->err, rc, "%s.", path);
+            t->dtype = (kinfer_dtype)dt;
+            bool shape_ok;
+            if ((rc = decode_shape(dec, r, path, t, &shape_ok)) != KINFER_OK)
+                return rc;
+            kinfer_str data;
+            if ((rc = codec_read_bytes(r, "data", &data)) != KINFER_OK)
+                return codec_error_path(r->err, rc, "%s.", path);
+            t->data = data.ptr;
+            t->nbytes = data.len;
+            if (store)
+                dec->str_start[i] = dec->nstrings;
+            if ((rc = decode_strings(dec, r, path, t, store)) != KINFER_OK)
+                return rc;
+            if (shape_ok)
+                validate_tensor(dec, path, t);
+            if (store)
+                dec->ntensors = i + 1;
+        }
+    }
+    return KINFER_OK;
+}
+
+void codec_fixup_strings(kinfer_codec_decoder *dec) {
+    for (size_t i = 0; i < dec->ntensors; i++) {
+        kinfer_tensor *t = &dec->tensors[i];
+        size_t start = dec->str_start[i];
+        /* Strings past max_strings were not stored: clamp the view. */
+        size_t avail = dec->nstrings - start;
+        if (t->nstrings > avail)
+            t->nstrings = avail;
+        t->strings = t->nstrings ? dec->strings + start : NULL;
+    }
+}

@@ -1,0 +1,132 @@
+/* codec_decoder.c — the reusable decoder object: limits, framing policy,
+ * storage, and the begin/end steps shared by request and response decode. */
+#include "codec_decoder.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+void kinfer_codec_limits_default(kinfer_codec_limits *out) {
+    *out = (kinfer_codec_limits){
+        .max_message_bytes = 64u << 20,
+        .max_tensors = 64,
+        .max_dims = KINFER_MAX_DIMS,
+        .max_numel = 1ull << 28,
+        .max_strings = 65536,
+        .max_string_bytes = 1u << 20,
+        .max_params = 64,
+        .max_id_bytes = 256,
+        .max_name_bytes = 256,
+        .max_error_bytes = 64u << 10,
+    };
+}
+
+kinfer_err kinfer_codec_decoder_new(const kinfer_codec_limits *limits,
+                                    const kinfer_codec_frame_policy *policy,
+                                    kinfer_codec_decoder **out, kinfer_error *err) {
+    *out = NULL;
+    kinfer_codec_limits lim;
+    if (limits)
+        lim = *limits;
+    else
+        kinfer_codec_limits_default(&lim);
+    if (lim.max_dims > KINFER_MAX_DIMS)
+        return kinfer_error_set(err, KINFER_ERR_INVALID_ARG,
+                                "codec limits: max_dims %u exceeds KINFER_MAX_DIMS (%d)",
+                                lim.max_dims, KINFER_MAX_DIMS);
+    kinfer_codec_decoder *dec = calloc(1, sizeof(*dec));
+    if (!dec)
+        return kinfer_error_set(err, KINFER_ERR_NOMEM, "codec decoder: out of memory");
+    dec->limits = lim;
+    if (policy)
+        dec->policy = *policy;
+    else
+        kinfer_codec_frame_policy_default(&dec->policy);
+    dec->policy.confluent_ids = NULL;
+    if (policy && policy->confluent_ids && policy->n_confluent_ids) {
+        dec->ids = malloc(policy->n_confluent_ids * sizeof(*dec->ids));
+        if (!dec->ids) {
+            free(dec);
+            return kinfer_error_set(err, KINFER_ERR_NOMEM, "codec decoder: out of memory");
+        }
+        memcpy(dec->ids, policy->confluent_ids, policy->n_confluent_ids * sizeof(*dec->ids));
+        dec->policy.confluent_ids = dec->ids;
+    } else {
+        dec->policy.n_confluent_ids = 0;
+    }
+    *out = dec;
+    return KINFER_OK;
+}
+
+void kinfer_codec_decoder_destroy(kinfer_codec_decoder *dec) {
+    if (!dec)
+        return;
+    free(dec->ids);
+    free(dec->tensors);
+    free(dec->str_start);
+    free(dec->strings);
+    free(dec->params);
+    free(dec);
+}
+
+void codec_soft(kinfer_codec_decoder *dec, kinfer_err code, const char *fmt, ...) {
+    if (dec->has_soft)
+        return;
+    dec->has_soft = true;
+    dec->soft.code = code;
+    dec->soft.retriable = false;
+    dec->soft.fatal = false;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(dec->soft.msg, sizeof(dec->soft.msg), fmt, ap);
+    va_end(ap);
+}
+
+void codec_check_text(kinfer_codec_decoder *dec, kinfer_str s, size_t max, const char *path) {
+    if (dec->has_soft)
+        return; /* only the first soft error is reported: skip the work */
+    if (s.len > max) {
+        codec_soft(dec, KINFER_ERR_TOO_LARGE, "%s: %zu bytes, at most %zu allowed", path, s.len,
+                   max);
+        return;
+    }
+    size_t bad;
+    if (!codec_utf8_valid(s.ptr, s.len, &bad))
+        codec_soft(dec, KINFER_ERR_INVALID_REQUEST, "%s: invalid UTF-8 at byte %zu", path, bad);
+}
+
+kinfer_err codec_decode_begin(kinfer_codec_decoder *dec, const uint8_t *msg, size_t len,
+                              kinfer_codec_schema schema, kinfer_codec_frame *frame,
+                              codec_reader *r, kinfer_error *err) {
+    dec->ntensors = 0;
+    dec->nstrings = 0;
+    dec->has_soft = false;
+    if (len > dec->limits.max_message_bytes)
+        return kinfer_error_set(err, KINFER_ERR_TOO_LARGE,
+                                "message: %zu bytes, at most %zu allowed", len,
+                                dec->limits.max_message_bytes);
+    const uint8_t *body;
+    size_t body_len;
+    kinfer_err rc =
+        kinfer_codec_frame_strip(msg, len, schema, &dec->policy, frame, &body, &body_len, err);
+    if (rc != KINFER_OK)
+        return rc;
+    r->base = body;
+    r->p = body;
+    r->end = body + body_len;
+    r->err = err;
+    return KINFER_OK;
+}
+
+kinfer_err codec_decode_end(kinfer_codec_decoder *dec, codec_reader *r, kinfer_error *err) {
+    if (r->p != r->end)
+        return kinfer_error_set(err, KINFER_ERR_DECODE,
+                                "trailing bytes: %zu after the record ends at byte %zu",
+                                codec_reader_left(r), codec_reader_offset(r));
+    codec_fixup_strings(dec);
+    if (dec->has_soft) {
+        if (err)
+            *err = dec->soft;
+        return dec->soft.code;
+    }
+    return KINFER_OK;
+}

@@ -1,0 +1,175 @@
+/* codec_encoder.c — encodes InferenceResponse (the worker's replies) and
+ * InferenceRequest (`kinfer send` / `kinfer bench`) into one reused, growable
+ * buffer, with the chosen framing. Inputs are checked, not trusted: a tensor
+ * whose shape and data disagree is refused rather than put on the wire. */
+#include "codec_avro.h"
+#include "kinfer_codec.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+struct kinfer_codec_encoder {
+    codec_buf buf;
+};
+
+kinfer_err kinfer_codec_encoder_new(kinfer_codec_encoder **out, kinfer_error *err) {
+    *out = calloc(1, sizeof(**out));
+    if (!*out)
+        return kinfer_error_set(err, KINFER_ERR_NOMEM, "codec encoder: out of memory");
+    return KINFER_OK;
+}
+
+void kinfer_codec_encoder_destroy(kinfer_codec_encoder *enc) {
+    if (!enc)
+        return;
+    codec_buf_free(&enc->buf);
+    free(enc);
+}
+
+static kinfer_err write_frame(codec_buf *b, const kinfer_codec_frame *frame,
+                              kinfer_codec_schema schema, kinfer_error *err) {
+    if (!frame || frame->framing == KINFER_CODEC_FRAMING_BARE)
+        return KINFER_OK;
+    uint8_t h[10];
+    if (frame->framing == KINFER_CODEC_FRAMING_SINGLE_OBJECT) {
+        uint64_t fp = kinfer_codec_schema_fingerprint(schema);
+        h[0] = 0xC3;
+        h[1] = 0x01;
+        for (int i = 0; i < 8; i++)
+            h[2 + i] = (uint8_t)(fp >> (8 * i)); /* little-endian */
+        codec_write_raw(b, h, 10);
+        return KINFER_OK;
+    }
+    if (frame->framing == KINFER_CODEC_FRAMING_CONFLUENT) {
+        h[0] = 0x00;
+        for (int i = 0; i < 4; i++)
+            h[1 + i] = (uint8_t)(frame->schema_id >> (24 - 8 * i)); /* big-endian */
+        codec_write_raw(b, h, 5);
+        return KINFER_OK;
+    }
+    return kinfer_error_set(err, KINFER_ERR_INVALID_ARG, "framing: unknown framing %d",
+                            (int)frame->framing);
+}
+
+static void write_opt_str(codec_buf *b, bool has, kinfer_str s) {
+    codec_write_long(b, has ? 1 : 0);
+    if (has)
+        codec_write_str(b, s);
+}
+
+static kinfer_err write_tensors(codec_buf *b, const kinfer_tensor *ts, size_t n, const char *field,
+                                kinfer_error *err) {
+    if (n && !ts)
+        return kinfer_error_set(err, KINFER_ERR_INVALID_ARG, "%s: %zu tensors but NULL array",
+                                field, n);
+    if (n)
+        codec_write_long(b, (int64_t)n);
+    for (size_t i = 0; i < n; i++) {
+        const kinfer_tensor *t = &ts[i];
+        if (t->dtype == KINFER_DTYPE_STRING && t->nbytes)
+            return kinfer_error_set(err, KINFER_ERR_INVALID_ARG,
+                                    "%s[%zu].data: STRING tensors carry strings, not data", field,
+                                    i);
+        if (t->dtype != KINFER_DTYPE_STRING && t->nstrings)
+            return kinfer_error_set(err, KINFER_ERR_INVALID_ARG,
+                                    "%s[%zu].strings: only STRING tensors carry strings", field, i);
+        /* The numel bound only guards numel * size against overflow. */
+        if (kinfer_tensor_check(t, SIZE_MAX / 16, err) != KINFER_OK) {
+            if (err)
+                err->code = KINFER_ERR_INVALID_ARG;
+            return codec_error_path(err, KINFER_ERR_INVALID_ARG, "%s[%zu]: ", field, i);
+        }
+        if ((t->nbytes && !t->data) || (t->nstrings && !t->strings))
+            return kinfer_error_set(err, KINFER_ERR_INVALID_ARG, "%s[%zu]: NULL data", field, i);
+        codec_write_str(b, t->name);
+        codec_write_long(b, t->dtype);
+        if (t->ndim) {
+            codec_write_long(b, t->ndim);
+            for (int d = 0; d < t->ndim; d++)
+                codec_write_long(b, t->shape[d]);
+        }
+        codec_write_long(b, 0);
+        codec_write_bytes(b, t->data, t->nbytes);
+        if (t->nstrings) {
+            codec_write_long(b, (int64_t)t->nstrings);
+            for (size_t k = 0; k < t->nstrings; k++)
+                codec_write_str(b, t->strings[k]);
+        }
+        codec_write_long(b, 0);
+    }
+    codec_write_long(b, 0);
+    return KINFER_OK;
+}
+
+static kinfer_err finish(codec_buf *b, const uint8_t **out, size_t *out_len, kinfer_error *err) {
+    if (b->oom)
+        return kinfer_error_set(err, KINFER_ERR_NOMEM, "codec encoder: out of memory");
+    *out = b->data;
+    *out_len = b->len;
+    return KINFER_OK;
+}
+
+kinfer_err kinfer_codec_response_encode(kinfer_codec_encoder *enc,
+                                        const kinfer_codec_response *resp,
+                                        const kinfer_codec_frame *frame, const uint8_t **out,
+                                        size_t *out_len, kinfer_error *err) {
+    codec_buf *b = &enc->buf;
+    b->len = 0;
+    b->oom = false;
+    if (resp->status < 0 || resp->status > 5)
+        return kinfer_error_set(err, KINFER_ERR_INVALID_ARG, "status: %d is not a wire Status 0..5",
+                                resp->status);
+    kinfer_err rc = write_frame(b, frame, KINFER_CODEC_SCHEMA_RESPONSE, err);
+    if (rc != KINFER_OK)
+        return rc;
+    codec_write_str(b, resp->id);
+    codec_write_str(b, resp->model);
+    write_opt_str(b, resp->has_model_version, resp->model_version);
+    codec_write_long(b, resp->status);
+    write_opt_str(b, resp->has_error, resp->error);
+    if ((rc = write_tensors(b, resp->outputs, resp->noutputs, "outputs", err)) != KINFER_OK)
+        return rc;
+    codec_write_long(b, resp->timing.queue_us);
+    codec_write_long(b, resp->timing.compute_us);
+    codec_write_long(b, resp->timing.batch_size);
+    codec_write_str(b, resp->timing.worker);
+    codec_write_str(b, resp->timing.device);
+    codec_write_str(b, resp->source.topic);
+    codec_write_long(b, resp->source.partition);
+    codec_write_long(b, resp->source.offset);
+    return finish(b, out, out_len, err);
+}
+
+kinfer_err kinfer_codec_request_encode(kinfer_codec_encoder *enc, const kinfer_codec_request *req,
+                                       const kinfer_codec_frame *frame, const uint8_t **out,
+                                       size_t *out_len, kinfer_error *err) {
+    codec_buf *b = &enc->buf;
+    b->len = 0;
+    b->oom = false;
+    if (req->id.len == 0)
+        return kinfer_error_set(err, KINFER_ERR_INVALID_ARG, "id: must not be empty");
+    if (req->nparams && !req->params)
+        return kinfer_error_set(err, KINFER_ERR_INVALID_ARG, "parameters: NULL array");
+    kinfer_err rc = write_frame(b, frame, KINFER_CODEC_SCHEMA_REQUEST, err);
+    if (rc != KINFER_OK)
+        return rc;
+    codec_write_str(b, req->id);
+    codec_write_str(b, req->model);
+    write_opt_str(b, req->has_model_version, req->model_version);
+    if ((rc = write_tensors(b, req->inputs, req->ninputs, "inputs", err)) != KINFER_OK)
+        return rc;
+    codec_write_long(b, req->has_deadline ? 1 : 0);
+    if (req->has_deadline)
+        codec_write_long(b, req->deadline_ms);
+    codec_write_long(b, req->priority);
+    write_opt_str(b, req->has_reply_to, req->reply_to);
+    if (req->nparams) {
+        codec_write_long(b, (int64_t)req->nparams);
+        for (size_t i = 0; i < req->nparams; i++) {
+            codec_write_str(b, req->params[i].key);
+            codec_write_str(b, req->params[i].value);
+        }
+    }
+    codec_write_long(b, 0);
+    return finish(b, out, out_len, err);
+}
