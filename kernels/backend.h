@@ -1,0 +1,73 @@
+/* backend.h — the internal backend table: what a model kind returns when it
+ * is placed on a device, and the entry points each backend provides.
+ * kinfer_replica_new (kinfer_model.c) parses the device text with
+ * kinfer_device_parse, rejects CUDA devices the build or machine lacks, and
+ * calls the kind's replica_new (model_registry.h), which picks the
+ * backend below. Not public API: the scheduler sees only kinfer_model.h. */
+#ifndef KINFER_BACKEND_H
+#define KINFER_BACKEND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kinfer/kinfer_error.h"
+#include "kinfer_model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct kinfer_replica_impl kinfer_replica_impl;
+typedef struct mlp_model mlp_model;
+
+/* One table per backend x kind (e.g. mlp on cpu, mlp on cuda). */
+typedef struct kinfer_replica_ops {
+    const char *backend; /* "cpu" or "cuda": for messages */
+    /* Runs one batch (see kinfer_replica_execute). The caller has already
+     * checked sum(cost.rows) <= max_rows and reset each item's status,
+     * error and noutputs. Per-item problems go to items[i].status; a
+     * return other than KINFER_OK fails the whole batch. No allocation per
+     * call. Called by one thread at a time per replica. */
+    kinfer_err (*execute)(kinfer_replica_impl *impl, kinfer_batch_item *items, size_t nitems,
+                          kinfer_error *err);
+    /* Frees everything the replica owns; NULL-safe is not required. */
+    void (*destroy)(kinfer_replica_impl *impl);
+} kinfer_replica_ops;
+
+/* Every backend replica struct starts with this, so generic code can reach
+ * its ops:  struct mlp_cpu_replica { kinfer_replica_impl base; ... }; */
+struct kinfer_replica_impl {
+    const kinfer_replica_ops *ops;
+};
+
+/* --- CPU backend (always built) ------------------------------------------ */
+
+/* mlp on the CPU: OpenBLAS sgemm + bias_act_cpu.c. The model must outlive
+ * the replica. max_rows >= 1. Errors: NOMEM, INVALID_ARG (sizes overflow). */
+kinfer_err mlp_cpu_replica_new(const mlp_model *model, uint32_t max_rows, kinfer_replica_impl **out,
+                               kinfer_error *err);
+
+/* --- CUDA backend (only with KINFER_HAVE_CUDA; files *_cuda.c / *.cu) ----- */
+#ifdef KINFER_HAVE_CUDA
+/* Devices the CUDA runtime reports (cudaGetDeviceCount); 0 when it fails
+ * or there are none. Must be cheap to call repeatedly and thread-safe.
+ * kinfer_cuda_device_count() returns this. */
+int kinfer_cuda_backend_device_count(void);
+
+/* mlp on CUDA device `device_index` (already checked < device count):
+ * uploads the FP32 host weights of `model` (converting to `precision`:
+ * "fp32", "fp16" or "bf16", already validated by the loader), allocates
+ * device and pinned host buffers for max_rows rows, creates its stream and
+ * cuBLAS handle. execute should use mlp_batch_prepare / mlp_batch_pack /
+ * mlp_batch_set_outputs (mlp_model.h) so CPU and CUDA agree on item
+ * handling. The model must outlive the replica. Errors: KINFER_ERR_DEVICE
+ * (naming the CUDA call, file and line), KINFER_ERR_NOMEM. */
+kinfer_err mlp_cuda_replica_new(const mlp_model *model, int device_index, uint32_t max_rows,
+                                const char *precision, kinfer_replica_impl **out,
+                                kinfer_error *err);
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+#endif
