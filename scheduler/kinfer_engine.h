@@ -109,6 +109,35 @@ void kinfer_engine_destroy(kinfer_engine *engine);
 /* Requests accepted and not yet completed, over all models. */
 size_t kinfer_engine_in_flight(const kinfer_engine *engine);
 
+/* Per-model counters and the scheduler's view, for /metrics (additive). */
+typedef struct kinfer_engine_stats {
+    const char *name;             /* valid for the engine's lifetime */
+    const char *version;          /* may be NULL */
+    uint64_t queued;              /* waiting for a batch */
+    uint64_t queued_rows;         /* their rows */
+    uint64_t in_flight;           /* accepted and not completed (queued + running) */
+    uint64_t accepted;            /* submits that returned KINFER_OK */
+    uint64_t completed_ok;        /* completions with status OK */
+    uint64_t completed_error;     /* completions with any other status (expired included) */
+    uint64_t expired;             /* DEADLINE_EXCEEDED while queued */
+    uint64_t rejected_overloaded; /* submits refused at max_queue_hard */
+    uint64_t batches;             /* batches dispatched */
+    uint64_t rows;                /* rows in those batches */
+    bool congested;               /* above the high watermark, not yet at the low one */
+    size_t replicas;
+    size_t replicas_busy;
+    uint64_t latency_samples;        /* batches measured by the latency estimator */
+    int64_t latency_estimate_1_us;   /* estimated compute time of a 1-row batch */
+    int64_t latency_estimate_max_us; /* ... of a max_batch_size-row batch */
+} kinfer_engine_stats;
+
+/* Number of models; indexes 0..n-1 are valid for kinfer_engine_stats_get. */
+size_t kinfer_engine_model_count(const kinfer_engine *engine);
+/* A consistent snapshot of one model's counters. Thread-safe.
+ * KINFER_ERR_INVALID_ARG when index is out of range. */
+kinfer_err kinfer_engine_stats_get(const kinfer_engine *engine, size_t index,
+                                   kinfer_engine_stats *out);
+
 #ifdef __cplusplus
 }
 #endif

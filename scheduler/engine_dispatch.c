@@ -1,0 +1,151 @@
+/* engine_dispatch.c — the scheduler pass: expiry, drain, and forming
+ * batches onto idle replicas, all under the engine lock. It decides with
+ * sched_policy_decide and runs nothing itself; engine_exec.c runs batches. */
+#include <string.h>
+
+#include "engine_internal.h"
+#include "kinfer/kinfer_log.h"
+
+/* The rows (and padded tokens) that a batch formed now would hold: the EDF
+ * prefix that fits. Only used for the latency estimate, so the queue's row
+ * total capped at the batch size is close enough and O(1). */
+static uint32_t prospective_rows(const sched_model *m) {
+    return m->queue.rows < m->max_batch_size ? (uint32_t)m->queue.rows : m->max_batch_size;
+}
+
+/* Picks the idle replica of the model whose device has the fewest busy
+ * replicas (of any model); ties go to the earlier replica, i.e. the
+ * preferred device. NULL when all are busy. */
+static sched_replica *pick_replica(kinfer_engine *engine, sched_model *m) {
+    sched_replica *best = NULL;
+    size_t best_load = 0;
+    for (size_t i = 0; i < m->nreplicas; i++) {
+        sched_replica *rep = m->replicas[i];
+        if (rep->busy)
+            continue;
+        size_t load = 0;
+        for (size_t j = 0; j < engine->nmodels; j++) {
+            sched_model *o = &engine->models[j];
+            for (size_t k = 0; k < o->nreplicas; k++)
+                if (o->replicas[k]->busy && strcmp(o->replicas[k]->device, rep->device) == 0)
+                    load++;
+        }
+        if (!best || load < best_load) {
+            best = rep;
+            best_load = load;
+        }
+    }
+    return best;
+}
+
+/* Padded tokens of a batch: rows times the longest sequence, when the
+ * model reports max_len; otherwise the sum of the requests' own tokens. */
+static uint64_t batch_tokens(uint64_t rows, uint32_t max_len, uint64_t sum_tokens) {
+    return max_len ? rows * max_len : sum_tokens;
+}
+
+/* Moves the EDF prefix that fits onto rep. Never splits a request; stops at
+ * the first one that does not fit so that no later deadline overtakes it. */
+static void form_batch(sched_model *m, sched_replica *rep) {
+    uint64_t rows = 0, sum_tokens = 0;
+    uint32_t max_len = 0;
+    rep->nreqs = 0;
+    for (;;) {
+        sched_req *r = sched_queue_peek(&m->queue);
+        if (!r)
+            break;
+        uint64_t nrows = rows + r->cost.rows;
+        if (nrows > m->max_batch_size)
+            break;
+        if (m->max_batch_tokens > 0 && rep->nreqs > 0) {
+            uint32_t nlen = r->cost.max_len > max_len ? r->cost.max_len : max_len;
+            if (batch_tokens(nrows, nlen, sum_tokens + r->cost.tokens) > m->max_batch_tokens)
+                break;
+        }
+        sched_queue_pop(&m->queue);
+        rep->reqs[rep->nreqs++] = r;
+        rows = nrows;
+        sum_tokens += r->cost.tokens;
+        if (r->cost.max_len > max_len)
+            max_len = r->cost.max_len;
+    }
+    rep->rows = (uint32_t)rows;
+    rep->busy = true;
+    m->batches++;
+    m->rows += rows;
+}
+
+static void push_list(sched_req **list, sched_req *r) {
+    r->newer = *list;
+    *list = r;
+}
+
+int64_t sched_engine_pass(kinfer_engine *engine, int64_t now, sched_pass_out *out) {
+    int64_t next = INT64_MAX;
+    bool abort_all = engine->draining && kinfer_mono_us() >= engine->drain_deadline_mono_us;
+    for (size_t i = 0; i < engine->nmodels; i++) {
+        sched_model *m = &engine->models[i];
+        sched_queue *q = &m->queue;
+        bool changed = false;
+        /* Expiry first: the heap top has the earliest deadline. */
+        for (sched_req *r = sched_queue_peek(q); r && r->deadline_us <= now;
+             r = sched_queue_peek(q)) {
+            push_list(&out->expired, sched_queue_pop(q));
+            m->expired++;
+            changed = true;
+        }
+        if (abort_all) {
+            for (sched_req *r = sched_queue_pop(q); r; r = sched_queue_pop(q))
+                push_list(&out->aborted, r);
+            changed = true;
+        }
+        while (q->len > 0) {
+            sched_policy_input in = {
+                .queued = q->len,
+                .queued_rows = q->rows,
+                .queued_tokens = q->tokens,
+                .oldest_arrival_us = sched_queue_oldest(q)->arrival_us,
+                .earliest_deadline_us = sched_queue_peek(q)->deadline_us,
+                .max_batch_size = m->max_batch_size,
+                .max_batch_tokens = m->max_batch_tokens,
+                .max_queue_delay_us = m->max_queue_delay_us,
+                .estimate_us = sched_latency_estimate(&m->latency, prospective_rows(m)),
+                .margin_us = engine->opts.deadline_margin_us,
+                .draining = engine->draining,
+            };
+            int64_t wake;
+            sched_trigger t = sched_policy_decide(&in, now, &wake);
+            if (t == SCHED_WAIT) {
+                if (wake < next)
+                    next = wake;
+                break;
+            }
+            sched_replica *rep = pick_replica(engine, m);
+            if (!rep)
+                break; /* a finishing batch signals the scheduler */
+            form_batch(m, rep);
+            changed = true;
+            if (kinfer_log_enabled(KINFER_LOG_DEBUG))
+                KINFER_LOGD("engine.dispatch", "model=%s device=%s trigger=%s requests=%zu rows=%u",
+                            m->name, rep->device, sched_trigger_name(t), rep->nreqs, rep->rows);
+            if (out->nready < out->ready_cap)
+                out->ready[out->nready++] = rep;
+        }
+        /* The queued request with the earliest deadline expires then. */
+        sched_req *top = sched_queue_peek(q);
+        if (top && top->deadline_us < next)
+            next = top->deadline_us;
+        if (changed)
+            sched_model_watermark(m);
+    }
+    return next;
+}
+
+void sched_model_watermark(sched_model *m) {
+    if (m->max_queue == 0)
+        return;
+    if (!m->congested && m->queue.len > m->max_queue)
+        m->congested = true;
+    else if (m->congested && m->queue.len <= m->low_watermark)
+        m->congested = false;
+}

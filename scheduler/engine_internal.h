@@ -1,0 +1,159 @@
+/* engine_internal.h — the engine's private structures, the model ops table
+ * through which it calls the compute side, and the test-only constructor
+ * and step function. Not installed; include only from the scheduler sources and
+ * tests/unit/scheduler. */
+#ifndef KINFER_ENGINE_INTERNAL_H
+#define KINFER_ENGINE_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "kinfer_engine.h"
+#include "sched_latency.h"
+#include "sched_policy.h"
+#include "sched_queue.h"
+
+/* How the engine reaches models. The default table (engine_model_ops.c)
+ * forwards to kinfer_model_* / kinfer_replica_*; tests pass a fake model.
+ * Handles are opaque to the engine. Same contracts as kinfer_model.h. */
+typedef struct sched_model_ops {
+    kinfer_err (*load)(void *ctx, const kinfer_model_options *opts, void **model,
+                       kinfer_error *err);
+    void (*destroy)(void *ctx, void *model);
+    const char *(*describe)(void *ctx, const void *model); /* may be NULL */
+    kinfer_err (*check_request)(void *ctx, const void *model, const kinfer_tensor *inputs,
+                                size_t ninputs, const kinfer_param *params, size_t nparams,
+                                kinfer_request_cost *cost, kinfer_error *err);
+    kinfer_err (*replica_new)(void *ctx, void *model, const char *device, uint32_t max_rows,
+                              void **replica, kinfer_error *err);
+    void (*replica_destroy)(void *ctx, void *replica);
+    kinfer_err (*replica_execute)(void *ctx, void *replica, kinfer_batch_item *items, size_t nitems,
+                                  kinfer_error *err);
+} sched_model_ops;
+
+/* Knobs that the public config does not (yet) expose. */
+typedef struct sched_engine_options {
+    /* true: no threads at all; the caller drives the engine with
+     * sched_engine_poll, which also runs the batches it dispatches on the
+     * calling thread. For deterministic tests with a fake clock. */
+    bool manual;
+    int64_t deadline_margin_us; /* slack before a deadline; < 0 = default (500) */
+    int64_t latency_prior_us;   /* estimate before any measurement; <= 0 = default (5000) */
+} sched_engine_options;
+
+#define SCHED_DEFAULT_MARGIN_US 500
+#define SCHED_DEFAULT_PRIOR_US 5000
+#define SCHED_DEVICE_NAME_MAX 32
+
+struct sched_model;
+
+/* One model placed on one device, driven by its own executor thread. */
+typedef struct sched_replica {
+    struct kinfer_engine *engine;
+    struct sched_model *model;
+    void *handle;
+    char device[SCHED_DEVICE_NAME_MAX];
+    bool busy;        /* a batch is assigned or running */
+    sched_req **reqs; /* the assigned batch, max_batch_size entries */
+    size_t nreqs;
+    uint32_t rows;
+    kinfer_batch_item *items; /* max_batch_size entries, reused per batch */
+    pthread_cond_t work_cond;
+    pthread_t thread;
+    bool thread_started;
+} sched_replica;
+
+typedef struct sched_model {
+    char *name;
+    size_t name_len;
+    char *version; /* NULL = none */
+    void *handle;
+    uint32_t max_batch_size, max_batch_tokens;
+    int64_t max_queue_delay_us, default_timeout_ms;
+    uint32_t max_queue, low_watermark, max_queue_hard;
+
+    sched_queue queue;
+    sched_latency latency;
+    sched_replica **replicas;
+    size_t nreplicas;
+
+    bool congested;          /* current state of the watermark */
+    bool congested_reported; /* last state told to on_congestion */
+
+    uint64_t in_flight; /* accepted, not completed */
+    uint64_t accepted, completed_ok, completed_error, expired, rejected_overloaded;
+    uint64_t batches, rows;
+} sched_model;
+
+struct kinfer_engine {
+    sched_model_ops ops;
+    void *ops_ctx;
+    sched_engine_options opts;
+    kinfer_clock clock;
+    kinfer_engine_complete_fn on_complete;
+    kinfer_engine_congestion_fn on_congestion;
+    void *callback_ctx;
+
+    sched_model *models;
+    size_t nmodels;
+
+    pthread_mutex_t mu;
+    pthread_cond_t sched_cond; /* wakes the scheduler thread */
+    pthread_cond_t done_cond;  /* in_flight reached 0; shutdown finished */
+    atomic_size_t in_flight;
+    uint64_t next_seq;
+    bool accepting;
+    bool draining;
+    int64_t drain_deadline_mono_us;
+    bool stop_threads;
+    bool shutdown_started, shutdown_done;
+    bool delivering_congestion;
+    pthread_t sched_thread;
+    bool sched_started;
+    sched_replica **ready_scratch; /* nreplicas_total entries, for sched_engine_pass */
+    size_t nreplicas_total;
+};
+
+/* Creates an engine that calls models through `ops` (copied). opts may be
+ * NULL for the defaults. Same errors as kinfer_engine_new. */
+kinfer_err kinfer_engine_new_with_ops(const kinfer_engine_config *cfg, const sched_model_ops *ops,
+                                      void *ops_ctx, const sched_engine_options *opts,
+                                      kinfer_engine **out, kinfer_error *err);
+
+/* Manual mode only: one scheduler pass at the engine clock's now: expires
+ * requests whose deadline has passed, dispatches every batch that is due to
+ * an idle replica and runs it on the calling thread, delivers completions
+ * and congestion changes. Returns the engine-clock time of the next timed
+ * event (dispatch or expiry); INT64_MAX when nothing is timed. */
+int64_t sched_engine_poll(kinfer_engine *engine);
+
+/* engine_dispatch.c: the scheduler pass under the engine lock. Moves every
+ * due batch onto an idle replica (appended to *ready, linked through
+ * replica order), pops expired requests onto *expired and, when the drain
+ * time is over, all queued onto *aborted. Returns the next timed event. */
+typedef struct sched_pass_out {
+    sched_replica **ready; /* replicas that received a batch */
+    size_t nready, ready_cap;
+    sched_req *expired; /* linked through `newer` */
+    sched_req *aborted; /* shutdown leftovers, linked through `newer` */
+} sched_pass_out;
+int64_t sched_engine_pass(kinfer_engine *engine, int64_t now, sched_pass_out *out);
+
+/* engine_exec.c */
+/* Runs the replica's assigned batch (no lock held), completes its requests
+ * and marks the replica idle. */
+void sched_replica_run(sched_replica *rep);
+void *sched_replica_thread(void *arg);
+void *sched_scheduler_thread(void *arg);
+/* Completes a list of requests that never ran (no lock held), then drops
+ * them from the in-flight counts. */
+void sched_complete_unrun(kinfer_engine *engine, sched_req *list, kinfer_err status,
+                          const char *why);
+/* Reports watermark changes to on_congestion, in order, from one thread at a
+ * time; call with no lock held. */
+void sched_deliver_congestion(kinfer_engine *engine);
+/* Under the lock: updates a model's watermark state after its queue changed. */
+void sched_model_watermark(sched_model *model);
+
+#endif

@@ -1,0 +1,80 @@
+/* sched_latency.c — the estimator of sched_latency.h.
+ * Each bucket keeps a point (smoothed rows, smoothed time); an estimate
+ * interpolates linearly between the measured points around the asked size,
+ * uses the smallest point below the first one (compute time only grows
+ * with rows, so this over-estimates, which is the safe side for deadlines)
+ * and scales from the largest point through the origin above the last one
+ * (also an over-estimate when time = fixed + per-row cost). */
+#include "sched_latency.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Smoothing as in RFC 6298: mean gains 1/8 of the error, deviation 1/4. */
+#define LAT_ALPHA 0.125
+#define LAT_BETA 0.25
+
+void sched_latency_init(sched_latency *lat, int64_t prior_us) {
+    memset(lat, 0, sizeof(*lat));
+    lat->prior_us = prior_us;
+}
+
+static int bucket_of(uint32_t rows) {
+    int k = 0;
+    while (k + 1 < SCHED_LATENCY_BUCKETS && (rows >> (k + 1)) != 0)
+        k++;
+    return k;
+}
+
+void sched_latency_record(sched_latency *lat, uint32_t rows, int64_t us) {
+    if (rows == 0 || us < 0)
+        return;
+    sched_latency_bucket *b = &lat->bucket[bucket_of(rows)];
+    double x = (double)us;
+    if (b->samples == 0) {
+        b->rows = rows;
+        b->mean_us = x;
+        b->dev_us = x / 2;
+    } else {
+        b->rows += LAT_ALPHA * ((double)rows - b->rows);
+        b->dev_us += LAT_BETA * (fabs(x - b->mean_us) - b->dev_us);
+        b->mean_us += LAT_ALPHA * (x - b->mean_us);
+    }
+    b->samples++;
+}
+
+static double point_us(const sched_latency_bucket *b) {
+    return b->mean_us + 2 * b->dev_us;
+}
+
+int64_t sched_latency_estimate(const sched_latency *lat, uint32_t rows) {
+    const sched_latency_bucket *below = NULL, *above = NULL;
+    for (int k = 0; k < SCHED_LATENCY_BUCKETS; k++) {
+        const sched_latency_bucket *b = &lat->bucket[k];
+        if (!b->samples)
+            continue;
+        if (b->rows <= rows)
+            below = b; /* the last one at or below */
+        else if (!above)
+            above = b; /* the first one above */
+    }
+    double est;
+    if (!below && !above)
+        return lat->prior_us;
+    if (!below)
+        est = point_us(above);
+    else if (!above)
+        est = point_us(below) * ((double)rows / below->rows);
+    else {
+        double t = ((double)rows - below->rows) / (above->rows - below->rows);
+        est = point_us(below) + t * (point_us(above) - point_us(below));
+    }
+    return (int64_t)ceil(est);
+}
+
+uint64_t sched_latency_samples(const sched_latency *lat) {
+    uint64_t n = 0;
+    for (int k = 0; k < SCHED_LATENCY_BUCKETS; k++)
+        n += lat->bucket[k].samples;
+    return n;
+}

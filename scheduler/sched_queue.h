@@ -1,0 +1,58 @@
+/* sched_queue.h — one model's queue of waiting requests: a binary min-heap in
+ * EDF order (deadline, then priority, then arrival) plus an arrival-ordered
+ * list for "how long has the oldest waited". Not thread-safe: the engine
+ * lock guards it. Knows nothing of batches or completions. */
+#ifndef SCHED_QUEUE_H
+#define SCHED_QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kinfer/kinfer_tensor.h"
+#include "kinfer_model.h"
+
+/* No deadline sorts after every real one. */
+#define SCHED_NO_DEADLINE INT64_MAX
+
+/* One accepted request while the engine owns it (queued or in a batch).
+ * Inputs/params are borrowed from the submitter until its completion. */
+typedef struct sched_req {
+    const kinfer_tensor *inputs;
+    size_t ninputs;
+    const kinfer_param *params;
+    size_t nparams;
+    void *token;
+    void *owner; /* the engine's model; opaque here */
+    kinfer_request_cost cost;
+    int64_t deadline_us; /* engine clock; SCHED_NO_DEADLINE when none */
+    int32_t priority;
+    uint64_t seq;       /* arrival order, unique per engine */
+    int64_t arrival_us; /* engine clock at submit */
+    /* arrival list while queued; `newer` also links completion lists */
+    struct sched_req *older, *newer;
+} sched_req;
+
+typedef struct sched_queue {
+    sched_req **heap;
+    size_t len, cap;
+    sched_req *oldest, *newest; /* arrival list of the queued requests */
+    uint64_t rows;              /* sum of cost.rows queued */
+    uint64_t tokens;            /* sum of cost.tokens queued */
+} sched_queue;
+
+/* 1 when a runs before b: earlier deadline, then higher priority, then earlier arrival. */
+int sched_req_before(const sched_req *a, const sched_req *b);
+
+void sched_queue_init(sched_queue *q);
+/* Frees the heap array only; the requests belong to the caller. */
+void sched_queue_free(sched_queue *q);
+/* O(log n). Returns -1 only when growing the heap fails (nothing changed). */
+int sched_queue_push(sched_queue *q, sched_req *r);
+/* The request that runs next, or NULL. O(1). */
+sched_req *sched_queue_peek(const sched_queue *q);
+/* Removes and returns the next request, or NULL. O(log n). */
+sched_req *sched_queue_pop(sched_queue *q);
+/* The request that has waited longest, or NULL. O(1). */
+sched_req *sched_queue_oldest(const sched_queue *q);
+
+#endif

@@ -1,0 +1,339 @@
+/* sched_fake_model.h — a fake model and fake clock for the scheduler tests
+ * (header-only: every test_*.c here is its own executable). The model takes
+ * x FP32 [rows, 2] and returns y FP32 [rows, 1] = x0 + x1; its compute time
+ * either advances the fake clock (manual-mode tests) or sleeps (threaded
+ * tests); it can fail devices, whole batches or single items, and block on
+ * a gate. A collector records completions by token. Not a model of any
+ * real kernel's timing. */
+#ifndef SCHED_FAKE_MODEL_H
+#define SCHED_FAKE_MODEL_H
+
+#include <math.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "engine_internal.h"
+
+/* ---- clock ---- */
+typedef struct fake_clock {
+    _Atomic int64_t now;
+} fake_clock;
+
+static int64_t fake_clock_now(void *ctx) {
+    return atomic_load(&((fake_clock *)ctx)->now);
+}
+
+static inline kinfer_clock fake_clock_make(fake_clock *c, int64_t start) {
+    atomic_store(&c->now, start);
+    kinfer_clock k = {fake_clock_now, c};
+    return k;
+}
+
+static inline void fake_clock_set(fake_clock *c, int64_t t) {
+    atomic_store(&c->now, t);
+}
+
+/* ---- model ---- */
+#define FAKE_MAX_LOG 65536
+
+typedef struct fake_model_ctx {
+    fake_clock *clock;    /* non-NULL: execute advances it */
+    int64_t exec_base_us; /* simulated compute: base + per_row * rows */
+    int64_t exec_per_row_us;
+    int64_t sleep_us;            /* real sleep per execute (threaded tests) */
+    const char *fail_devices[4]; /* replica_new on these fails with KINFER_ERR_DEVICE */
+    kinfer_err fail_load;        /* load returns this when != OK */
+    kinfer_err fail_batch;       /* execute fails the whole batch with this when != OK */
+    bool max_len_from_cols;      /* report tokens as a text model would */
+
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    bool gate_closed;  /* execute waits while true */
+    int in_execute;    /* executes currently inside (waiting or not) */
+    int executes;      /* execute calls so far */
+    int replicas_live; /* replica_new minus destroy */
+    int models_live;   /* load minus destroy */
+    int log_len;       /* batches run: first token value of each row in order */
+    uintptr_t log[FAKE_MAX_LOG];
+    int batch_sizes[FAKE_MAX_LOG]; /* requests per execute call */
+    int nbatches;
+} fake_model_ctx;
+
+typedef struct fake_replica {
+    fake_model_ctx *ctx;
+    char device[16];
+    uint32_t max_rows;
+    float *out;
+} fake_replica;
+
+static inline void fake_model_init(fake_model_ctx *f) {
+    memset(f, 0, sizeof(*f));
+    pthread_mutex_init(&f->mu, NULL);
+    pthread_cond_init(&f->cond, NULL);
+}
+
+static inline void fake_model_fini(fake_model_ctx *f) {
+    pthread_mutex_destroy(&f->mu);
+    pthread_cond_destroy(&f->cond);
+}
+
+static inline void fake_gate(fake_model_ctx *f, bool closed) {
+    pthread_mutex_lock(&f->mu);
+    f->gate_closed = closed;
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->mu);
+}
+
+static int fake_in_execute(fake_model_ctx *f) {
+    pthread_mutex_lock(&f->mu);
+    int n = f->in_execute;
+    pthread_mutex_unlock(&f->mu);
+    return n;
+}
+
+static kinfer_err fake_load(void *ctx, const kinfer_model_options *opts, void **model,
+                            kinfer_error *err) {
+    fake_model_ctx *f = ctx;
+    if (f->fail_load != KINFER_OK)
+        return kinfer_error_set(err, f->fail_load, "%s: fake load failure", opts->path);
+    pthread_mutex_lock(&f->mu);
+    f->models_live++;
+    pthread_mutex_unlock(&f->mu);
+    *model = f;
+    return KINFER_OK;
+}
+
+static void fake_destroy(void *ctx, void *model) {
+    fake_model_ctx *f = ctx;
+    (void)model;
+    pthread_mutex_lock(&f->mu);
+    f->models_live--;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static kinfer_err fake_check(void *ctx, const void *model, const kinfer_tensor *inputs,
+                             size_t ninputs, const kinfer_param *params, size_t nparams,
+                             kinfer_request_cost *cost, kinfer_error *err) {
+    fake_model_ctx *f = ctx;
+    (void)model, (void)params, (void)nparams;
+    if (ninputs != 1 || inputs[0].name.len != 1 || inputs[0].name.ptr[0] != 'x' ||
+        inputs[0].dtype != KINFER_DTYPE_FP32 || inputs[0].ndim != 2 || inputs[0].shape[1] != 2 ||
+        inputs[0].shape[0] < 0 || inputs[0].nbytes != (size_t)inputs[0].shape[0] * 2 * 4)
+        return kinfer_error_set(err, KINFER_ERR_INVALID_REQUEST,
+                                "expected one input x FP32 [rows, 2]");
+    cost->rows = (uint32_t)inputs[0].shape[0];
+    cost->max_len = f->max_len_from_cols ? 2 : 0;
+    cost->tokens = f->max_len_from_cols ? cost->rows * 2 : 0;
+    return KINFER_OK;
+}
+
+static kinfer_err fake_replica_new(void *ctx, void *model, const char *device, uint32_t max_rows,
+                                   void **replica, kinfer_error *err) {
+    fake_model_ctx *f = ctx;
+    (void)model;
+    for (int i = 0; i < 4; i++)
+        if (f->fail_devices[i] && strcmp(f->fail_devices[i], device) == 0)
+            return kinfer_error_set(err, KINFER_ERR_DEVICE, "fake: no device %s", device);
+    fake_replica *r = calloc(1, sizeof(*r));
+    r->ctx = f;
+    snprintf(r->device, sizeof(r->device), "%s", device);
+    r->max_rows = max_rows;
+    r->out = calloc(max_rows, sizeof(float));
+    pthread_mutex_lock(&f->mu);
+    f->replicas_live++;
+    pthread_mutex_unlock(&f->mu);
+    *replica = r;
+    return KINFER_OK;
+}
+
+static void fake_replica_destroy(void *ctx, void *replica) {
+    fake_model_ctx *f = ctx;
+    fake_replica *r = replica;
+    free(r->out);
+    free(r);
+    pthread_mutex_lock(&f->mu);
+    f->replicas_live--;
+    pthread_mutex_unlock(&f->mu);
+}
+
+static kinfer_err fake_execute(void *ctx, void *replica, kinfer_batch_item *items, size_t nitems,
+                               kinfer_error *err) {
+    fake_model_ctx *f = ctx;
+    fake_replica *rep = replica;
+    uint32_t rows = 0;
+    for (size_t i = 0; i < nitems; i++)
+        rows += items[i].cost.rows;
+    pthread_mutex_lock(&f->mu);
+    f->in_execute++;
+    f->executes++;
+    while (f->gate_closed)
+        pthread_cond_wait(&f->cond, &f->mu);
+    if (f->nbatches < FAKE_MAX_LOG)
+        f->batch_sizes[f->nbatches++] = (int)nitems;
+    for (size_t i = 0; i < nitems && f->log_len < FAKE_MAX_LOG; i++) {
+        const float *x = items[i].inputs[0].data;
+        f->log[f->log_len++] = (uintptr_t)x[0];
+    }
+    pthread_mutex_unlock(&f->mu);
+    if (rows > rep->max_rows)
+        return kinfer_error_set(err, KINFER_ERR_INTERNAL, "fake: %u rows > max %u", rows,
+                                rep->max_rows);
+    if (f->clock)
+        atomic_fetch_add(&f->clock->now, f->exec_base_us + f->exec_per_row_us * (int64_t)rows);
+    if (f->sleep_us > 0) {
+        struct timespec ts = {f->sleep_us / 1000000, (f->sleep_us % 1000000) * 1000};
+        nanosleep(&ts, NULL);
+    }
+    kinfer_err rc = KINFER_OK;
+    if (f->fail_batch != KINFER_OK) {
+        rc = kinfer_error_set(err, f->fail_batch, "fake: batch failed");
+    } else {
+        uint32_t row = 0;
+        for (size_t i = 0; i < nitems; i++) {
+            const float *x = items[i].inputs[0].data;
+            if (items[i].cost.rows > 0 && isinf(x[1])) {
+                items[i].status = KINFER_ERR_INVALID_REQUEST;
+                snprintf(items[i].error, sizeof(items[i].error), "fake: infinite input");
+                continue;
+            }
+            float *y = rep->out + row;
+            for (uint32_t k = 0; k < items[i].cost.rows; k++)
+                y[k] = x[2 * k] + x[2 * k + 1];
+            kinfer_tensor *t = &items[i].outputs[0];
+            t->name.ptr = "y";
+            t->name.len = 1;
+            t->dtype = KINFER_DTYPE_FP32;
+            t->ndim = 2;
+            t->shape[0] = items[i].cost.rows;
+            t->shape[1] = 1;
+            t->data = y;
+            t->nbytes = items[i].cost.rows * sizeof(float);
+            items[i].noutputs = 1;
+            row += items[i].cost.rows;
+        }
+    }
+    pthread_mutex_lock(&f->mu);
+    f->in_execute--;
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}
+
+static const sched_model_ops fake_ops = {
+    .load = fake_load,
+    .destroy = fake_destroy,
+    .describe = NULL,
+    .check_request = fake_check,
+    .replica_new = fake_replica_new,
+    .replica_destroy = fake_replica_destroy,
+    .replica_execute = fake_execute,
+};
+
+/* ---- requests and completions ---- */
+
+/* One request's inputs and its completion record; the token is its index. */
+typedef struct fake_req {
+    float x[2 * 16];
+    kinfer_tensor t;
+    int completions;
+    kinfer_err status;
+    char error[256];
+    char device[16];
+    float y0;             /* first output value */
+    int64_t completed_at; /* clock at completion */
+    int64_t queue_us, compute_us;
+    uint32_t batch_size;
+    const char *version;
+} fake_req;
+
+typedef struct fake_sink {
+    pthread_mutex_t mu;
+    fake_req *reqs; /* indexed by token */
+    size_t nreqs;
+    kinfer_clock clock;
+    int total;      /* completions */
+    int duplicates; /* completions of an already-completed token */
+    int congestion_on, congestion_off;
+    bool last_congested;
+    char congestion_model[64];
+    int order[FAKE_MAX_LOG]; /* token of each completion, in order */
+} fake_sink;
+
+static void fake_sink_init(fake_sink *s, fake_req *reqs, size_t n, kinfer_clock clock) {
+    memset(s, 0, sizeof(*s));
+    pthread_mutex_init(&s->mu, NULL);
+    s->reqs = reqs;
+    s->nreqs = n;
+    s->clock = clock;
+}
+
+static void fake_on_complete(void *ctx, const kinfer_engine_result *res) {
+    fake_sink *s = ctx;
+    size_t i = (size_t)(uintptr_t)res->token;
+    pthread_mutex_lock(&s->mu);
+    if (i < s->nreqs) {
+        fake_req *r = &s->reqs[i];
+        if (r->completions++)
+            s->duplicates++;
+        r->status = res->status;
+        snprintf(r->error, sizeof(r->error), "%s", res->error ? res->error : "");
+        snprintf(r->device, sizeof(r->device), "%s", res->device ? res->device : "(null)");
+        r->y0 = res->noutputs ? ((const float *)res->outputs[0].data)[0] : NAN;
+        r->completed_at = s->clock.now_us(s->clock.ctx);
+        r->queue_us = res->queue_us;
+        r->compute_us = res->compute_us;
+        r->batch_size = res->batch_size;
+        r->version = res->model_version;
+    }
+    if (s->total < FAKE_MAX_LOG)
+        s->order[s->total] = (int)i;
+    s->total++;
+    pthread_mutex_unlock(&s->mu);
+}
+
+static void fake_on_congestion(void *ctx, const char *model, bool congested) {
+    fake_sink *s = ctx;
+    pthread_mutex_lock(&s->mu);
+    if (congested)
+        s->congestion_on++;
+    else
+        s->congestion_off++;
+    s->last_congested = congested;
+    snprintf(s->congestion_model, sizeof(s->congestion_model), "%s", model);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* Fills request i with `rows` rows; x[0] = id (so the fake model logs it). */
+static void fake_req_fill(fake_req *r, size_t id, uint32_t rows) {
+    for (uint32_t k = 0; k < rows && k < 16; k++) {
+        r->x[2 * k] = (float)id;
+        r->x[2 * k + 1] = 0.5f;
+    }
+    memset(&r->t, 0, sizeof(r->t));
+    r->t.name.ptr = "x";
+    r->t.name.len = 1;
+    r->t.dtype = KINFER_DTYPE_FP32;
+    r->t.ndim = 2;
+    r->t.shape[0] = rows;
+    r->t.shape[1] = 2;
+    r->t.data = r->x;
+    r->t.nbytes = rows * 2 * sizeof(float);
+}
+
+static kinfer_engine_request fake_request(const char *model, fake_req *r, size_t id,
+                                          int64_t deadline_us, int32_t priority) {
+    kinfer_engine_request q;
+    memset(&q, 0, sizeof(q));
+    q.model.ptr = model;
+    q.model.len = strlen(model);
+    q.inputs = &r->t;
+    q.ninputs = 1;
+    q.deadline_us = deadline_us;
+    q.priority = priority;
+    q.token = (void *)(uintptr_t)id;
+    return q;
+}
+
+#endif
