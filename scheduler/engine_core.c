@@ -436,10 +436,26 @@ int64_t sched_engine_poll(kinfer_engine *engine) {
                          "deadline exceeded while queued");
     sched_complete_unrun(engine, out.aborted, KINFER_ERR_SHUTDOWN,
                          "engine shut down before the request ran");
-    for (size_t i = 0; i < out.nready; i++)
-        sched_replica_run(out.ready[i]);
     sched_deliver_congestion(engine);
     return next;
+}
+
+size_t sched_engine_run(kinfer_engine *engine) {
+    if (!engine->opts.manual)
+        return 0;
+    size_t ran = 0;
+    for (size_t i = 0; i < engine->nmodels; i++)
+        for (size_t k = 0; k < engine->models[i].nreplicas; k++) {
+            sched_replica *rep = engine->models[i].replicas[k];
+            pthread_mutex_lock(&engine->mu);
+            bool assigned = rep->nreqs > 0;
+            pthread_mutex_unlock(&engine->mu);
+            if (assigned) {
+                sched_replica_run(rep);
+                ran++;
+            }
+        }
+    return ran;
 }
 
 /* ---- shutdown ------------------------------------------------------------- */
@@ -468,6 +484,7 @@ void kinfer_engine_shutdown(kinfer_engine *engine, int64_t drain_timeout_ms) {
         while (atomic_load(&engine->in_flight) > 0) {
             pthread_mutex_unlock(&engine->mu);
             sched_engine_poll(engine);
+            sched_engine_run(engine);
             pthread_mutex_lock(&engine->mu);
         }
     } else {

@@ -35,8 +35,9 @@ typedef struct sched_model_ops {
 /* Knobs that the public config does not (yet) expose. */
 typedef struct sched_engine_options {
     /* true: no threads at all; the caller drives the engine with
-     * sched_engine_poll, which also runs the batches it dispatches on the
-     * calling thread. For deterministic tests with a fake clock. */
+     * sched_engine_poll (decide, expire, assign batches) and sched_engine_run
+     * (run assigned batches on the calling thread). For deterministic tests
+     * with a fake clock. */
     bool manual;
     int64_t deadline_margin_us; /* slack before a deadline; < 0 = default (500) */
     int64_t latency_prior_us;   /* estimate before any measurement; <= 0 = default (5000) */
@@ -121,12 +122,16 @@ kinfer_err kinfer_engine_new_with_ops(const kinfer_engine_config *cfg, const sch
                                       void *ops_ctx, const sched_engine_options *opts,
                                       kinfer_engine **out, kinfer_error *err);
 
-/* Manual mode only: one scheduler pass at the engine clock's now: expires
- * requests whose deadline has passed, dispatches every batch that is due to
- * an idle replica and runs it on the calling thread, delivers completions
- * and congestion changes. Returns the engine-clock time of the next timed
- * event (dispatch or expiry); INT64_MAX when nothing is timed. */
+/* Manual mode only: one scheduler pass at the engine clock's now: completes
+ * requests whose deadline has passed (DEADLINE_EXCEEDED) or, past the drain
+ * time, all queued (SHUTDOWN); assigns every batch that is due to an idle
+ * replica (which stays busy until sched_engine_run); reports congestion
+ * changes. Returns the engine-clock time of the next timed event (dispatch
+ * or expiry); INT64_MAX when nothing is timed. */
 int64_t sched_engine_poll(kinfer_engine *engine);
+/* Manual mode only: runs every assigned batch on the calling thread and
+ * completes its requests. Returns the number of batches run. */
+size_t sched_engine_run(kinfer_engine *engine);
 
 /* engine_dispatch.c: the scheduler pass under the engine lock. Moves every
  * due batch onto an idle replica (appended to *ready, linked through

@@ -22,7 +22,7 @@ typedef struct fake_clock {
     _Atomic int64_t now;
 } fake_clock;
 
-static int64_t fake_clock_now(void *ctx) {
+static inline int64_t fake_clock_now(void *ctx) {
     return atomic_load(&((fake_clock *)ctx)->now);
 }
 
@@ -87,14 +87,14 @@ static inline void fake_gate(fake_model_ctx *f, bool closed) {
     pthread_mutex_unlock(&f->mu);
 }
 
-static int fake_in_execute(fake_model_ctx *f) {
+static inline int fake_in_execute(fake_model_ctx *f) {
     pthread_mutex_lock(&f->mu);
     int n = f->in_execute;
     pthread_mutex_unlock(&f->mu);
     return n;
 }
 
-static kinfer_err fake_load(void *ctx, const kinfer_model_options *opts, void **model,
+static inline kinfer_err fake_load(void *ctx, const kinfer_model_options *opts, void **model,
                             kinfer_error *err) {
     fake_model_ctx *f = ctx;
     if (f->fail_load != KINFER_OK)
@@ -106,7 +106,7 @@ static kinfer_err fake_load(void *ctx, const kinfer_model_options *opts, void **
     return KINFER_OK;
 }
 
-static void fake_destroy(void *ctx, void *model) {
+static inline void fake_destroy(void *ctx, void *model) {
     fake_model_ctx *f = ctx;
     (void)model;
     pthread_mutex_lock(&f->mu);
@@ -114,7 +114,7 @@ static void fake_destroy(void *ctx, void *model) {
     pthread_mutex_unlock(&f->mu);
 }
 
-static kinfer_err fake_check(void *ctx, const void *model, const kinfer_tensor *inputs,
+static inline kinfer_err fake_check(void *ctx, const void *model, const kinfer_tensor *inputs,
                              size_t ninputs, const kinfer_param *params, size_t nparams,
                              kinfer_request_cost *cost, kinfer_error *err) {
     fake_model_ctx *f = ctx;
@@ -130,7 +130,7 @@ static kinfer_err fake_check(void *ctx, const void *model, const kinfer_tensor *
     return KINFER_OK;
 }
 
-static kinfer_err fake_replica_new(void *ctx, void *model, const char *device, uint32_t max_rows,
+static inline kinfer_err fake_replica_new(void *ctx, void *model, const char *device, uint32_t max_rows,
                                    void **replica, kinfer_error *err) {
     fake_model_ctx *f = ctx;
     (void)model;
@@ -149,7 +149,7 @@ static kinfer_err fake_replica_new(void *ctx, void *model, const char *device, u
     return KINFER_OK;
 }
 
-static void fake_replica_destroy(void *ctx, void *replica) {
+static inline void fake_replica_destroy(void *ctx, void *replica) {
     fake_model_ctx *f = ctx;
     fake_replica *r = replica;
     free(r->out);
@@ -159,7 +159,7 @@ static void fake_replica_destroy(void *ctx, void *replica) {
     pthread_mutex_unlock(&f->mu);
 }
 
-static kinfer_err fake_execute(void *ctx, void *replica, kinfer_batch_item *items, size_t nitems,
+static inline kinfer_err fake_execute(void *ctx, void *replica, kinfer_batch_item *items, size_t nitems,
                                kinfer_error *err) {
     fake_model_ctx *f = ctx;
     fake_replica *rep = replica;
@@ -261,7 +261,7 @@ typedef struct fake_sink {
     int order[FAKE_MAX_LOG]; /* token of each completion, in order */
 } fake_sink;
 
-static void fake_sink_init(fake_sink *s, fake_req *reqs, size_t n, kinfer_clock clock) {
+static inline void fake_sink_init(fake_sink *s, fake_req *reqs, size_t n, kinfer_clock clock) {
     memset(s, 0, sizeof(*s));
     pthread_mutex_init(&s->mu, NULL);
     s->reqs = reqs;
@@ -269,7 +269,7 @@ static void fake_sink_init(fake_sink *s, fake_req *reqs, size_t n, kinfer_clock 
     s->clock = clock;
 }
 
-static void fake_on_complete(void *ctx, const kinfer_engine_result *res) {
+static inline void fake_on_complete(void *ctx, const kinfer_engine_result *res) {
     fake_sink *s = ctx;
     size_t i = (size_t)(uintptr_t)res->token;
     pthread_mutex_lock(&s->mu);
@@ -293,7 +293,7 @@ static void fake_on_complete(void *ctx, const kinfer_engine_result *res) {
     pthread_mutex_unlock(&s->mu);
 }
 
-static void fake_on_congestion(void *ctx, const char *model, bool congested) {
+static inline void fake_on_congestion(void *ctx, const char *model, bool congested) {
     fake_sink *s = ctx;
     pthread_mutex_lock(&s->mu);
     if (congested)
@@ -306,7 +306,7 @@ static void fake_on_congestion(void *ctx, const char *model, bool congested) {
 }
 
 /* Fills request i with `rows` rows; x[0] = id (so the fake model logs it). */
-static void fake_req_fill(fake_req *r, size_t id, uint32_t rows) {
+static inline void fake_req_fill(fake_req *r, size_t id, uint32_t rows) {
     for (uint32_t k = 0; k < rows && k < 16; k++) {
         r->x[2 * k] = (float)id;
         r->x[2 * k + 1] = 0.5f;
@@ -322,7 +322,7 @@ static void fake_req_fill(fake_req *r, size_t id, uint32_t rows) {
     r->t.nbytes = rows * 2 * sizeof(float);
 }
 
-static kinfer_engine_request fake_request(const char *model, fake_req *r, size_t id,
+static inline kinfer_engine_request fake_request(const char *model, fake_req *r, size_t id,
                                           int64_t deadline_us, int32_t priority) {
     kinfer_engine_request q;
     memset(&q, 0, sizeof(q));
