@@ -313,16 +313,23 @@ void mlp_model_describe(const mlp_model *m, char *buf, size_t buflen) {
     if (buflen == 0)
         return;
     size_t off = 0;
-    int n = snprintf(buf, buflen, "mlp %u", m->in_width);
-    for (uint32_t l = 0; l < m->nlayers && n >= 0 && (off += (size_t)n) < buflen; l++)
-        n = snprintf(buf + off, buflen - off, "-%u", m->layers[l].out);
-    if (n >= 0 && off < buflen)
-        snprintf(buf + off, buflen - off, " %s/%s%s%s%s%s", mlp_activation_name(m->activation),
-                 mlp_output_act_name(m->output_activation),
-                 m->file_dtype != KINFER_DTYPE_FP32 ? " weights=" : "",
-                 m->file_dtype != KINFER_DTYPE_FP32 ? kinfer_st_dtype_name(m->file_dtype) : "",
-                 strcmp(m->precision, "fp32") != 0 ? " precision=" : "",
-                 strcmp(m->precision, "fp32") != 0 ? m->precision : "");
+    /* Appends while there is room; snprintf truncates the last piece. */
+#define APPEND(...)                                                                                \
+    do {                                                                                           \
+        if (off < buflen) {                                                                        \
+            int n_ = snprintf(buf + off, buflen - off, __VA_ARGS__);                               \
+            off += n_ > 0 ? (size_t)n_ : 0;                                                        \
+        }                                                                                          \
+    } while (0)
+    APPEND("mlp %u", m->in_width);
+    for (uint32_t l = 0; l < m->nlayers; l++)
+        APPEND("-%u", m->layers[l].out);
+    APPEND(" %s/%s", mlp_activation_name(m->activation), mlp_output_act_name(m->output_activation));
+    if (m->file_dtype != KINFER_DTYPE_FP32)
+        APPEND(" weights=%s", kinfer_st_dtype_name(m->file_dtype));
+    if (strcmp(m->precision, "fp32") != 0)
+        APPEND(" precision=%s", m->precision);
+#undef APPEND
 }
 
 /* --- kind table glue -------------------------------------------------- */
