@@ -16,26 +16,31 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+die() {
+    echo "kafka.sh: $*" >&2
+    exit 1
+}
+# number NAME VALUE: VALUE must be a plain positive decimal.
+number() {
+    case "$2" in '' | *[!0-9]* | 0*) die "$1 must be a positive number, not '$2'" ;; esac
+}
+
 version=${KINFER_KAFKA_VERSION:-3.9.1}
 port=${KINFER_KAFKA_PORT:-19092}
+number KINFER_KAFKA_PORT "$port"
 cport=${KINFER_KAFKA_CONTROLLER_PORT:-$((port + 1))}
+number KINFER_KAFKA_CONTROLLER_PORT "$cport"
 partitions=${KINFER_KAFKA_PARTITIONS:-3}
+number KINFER_KAFKA_PARTITIONS "$partitions"
 start_timeout=${KINFER_KAFKA_START_TIMEOUT:-60}
+number KINFER_KAFKA_START_TIMEOUT "$start_timeout"
+[ "$port" -le 65535 ] && [ "$cport" -le 65535 ] || die "ports must be at most 65535 ($port, $cport)"
+[ "$port" != "$cport" ] || die "controller port must differ from client port ($port)"
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/kinfer
 jars=$cache/kafka-$version
 state=${KINFER_KAFKA_STATE:-$cache/kafka-run-$port}
 addr=127.0.0.1:$port
 pidfile=$state/kafka.pid
-
-die() {
-    echo "kafka.sh: $*" >&2
-    exit 1
-}
-
-case "$port$cport$partitions$start_timeout" in
-*[!0-9]*) die "KINFER_KAFKA_PORT, _CONTROLLER_PORT, _PARTITIONS and _START_TIMEOUT must be numbers" ;;
-esac
-[ "$port" != "$cport" ] || die "controller port must differ from client port ($port)"
 
 # --- jars -------------------------------------------------------------------
 fetch() {
