@@ -37,7 +37,11 @@ kinfer_err codec_read_long_slow(codec_reader *r, const char *field, int64_t *out
                                     "present)",
                                     field, start, i);
         uint8_t b = *r->p++;
-        /* The 10th byte carries bit 63 only: anything more overflows 64 bits. */
+        /* The 10th byte carries bit 63 only: a continuation bit means more
+         * than 10 bytes, any other bit overflows 64 bits. */
+        if (i == 9 && (b & 0x80))
+            return kinfer_error_set(r->err, KINFER_ERR_DECODE,
+                                    "%s: varint at byte %zu is longer than 10 bytes", field, start);
         if (i == 9 && b > 1)
             return kinfer_error_set(r->err, KINFER_ERR_DECODE,
                                     "%s: varint at byte %zu overflows 64 bits", field, start);
@@ -48,7 +52,8 @@ kinfer_err codec_read_long_slow(codec_reader *r, const char *field, int64_t *out
         }
     }
     return kinfer_error_set(r->err, KINFER_ERR_DECODE,
-                            "%s: varint at byte %zu is longer than 10 bytes", field, start);
+                            "%s: varint at byte %zu is malformed", /* not reached */
+                            field, start);
 }
 
 kinfer_err codec_read_int(codec_reader *r, const char *field, int32_t *out) {
