@@ -46,13 +46,14 @@ static kinfer_err decode_shape(kinfer_codec_decoder *dec, codec_reader *r, const
     for (;;) {
         kinfer_err rc = codec_read_block(r, "shape", 1, &count);
         if (rc != KINFER_OK)
-            return rc;
+            return codec_error_path(r->err, rc, "%s.", path);
         if (count == 0)
             break;
         for (size_t k = 0; k < count; k++, ndim++) {
             int64_t d;
-            if ((rc = codec_read_long(r, "shape", &d)) != KINFER_OK)
-                return codec_error_path(r->err, rc, "%s.shape[%zu]: ", path, ndim);
+            /* Empty leaf name: the path carries the index, e.g. "x.shape[2]: ..." */
+            if ((rc = codec_read_long(r, "", &d)) != KINFER_OK)
+                return codec_error_path(r->err, rc, "%s.shape[%zu]", path, ndim);
             if (ndim < KINFER_MAX_DIMS)
                 t->shape[ndim] = d;
             if (d < 0) {
@@ -93,8 +94,8 @@ static kinfer_err decode_strings(kinfer_codec_decoder *dec, codec_reader *r, con
         }
         for (size_t k = 0; k < count; k++, n++) {
             kinfer_str s;
-            if ((rc = codec_read_bytes(r, "strings", &s)) != KINFER_OK)
-                return codec_error_path(r->err, rc, "%s.strings[%zu]: ", path, n);
+            if ((rc = codec_read_bytes(r, "", &s)) != KINFER_OK)
+                return codec_error_path(r->err, rc, "%s.strings[%zu]", path, n);
             if (!dec->has_soft) {
                 snprintf(sub, sizeof(sub), "%s.strings[%zu]", path, n);
                 codec_check_text(dec, s, dec->limits.max_string_bytes, sub);

@@ -124,7 +124,31 @@ static void test_huge_length_in_seven_bytes(void **state) {
     tb_str(&t, "x");
     tb_long(&t, 0);
     tb_long(&t, 1000000);
-    EXPECT(&t, KINFER_ERR_DECODE, "shape: truncated at byte 9: block declares 1000000 items");
+    EXPECT(&t, KINFER_ERR_DECODE,
+           "inputs[0].shape: truncated at byte 11: block declares 1000000 items");
+    /* inside a shape and a strings array: the path names the element */
+    memset(&t, 0, sizeof(t));
+    tb_request_head(&t, "id1");
+    tb_long(&t, 1);
+    tb_str(&t, "x");
+    tb_long(&t, 0);
+    tb_long(&t, 2);
+    tb_long(&t, 1);
+    tb_byte(&t, 0x80);
+    EXPECT(&t, KINFER_ERR_DECODE, "inputs[0].shape[1]: truncated varint at byte 13");
+    memset(&t, 0, sizeof(t));
+    tb_request_head(&t, "id1");
+    tb_long(&t, 1);
+    tb_str(&t, "x");
+    tb_long(&t, KINFER_DTYPE_STRING);
+    tb_long(&t, 0);
+    tb_long(&t, 0);
+    tb_long(&t, 2);
+    tb_str(&t, "a");
+    tb_long(&t, 1000);
+    tb_raw(&t, "bc", 2);
+    EXPECT(&t, KINFER_ERR_DECODE,
+           "inputs[0].strings[1]: truncated at byte 16: declared 1000 bytes, 2 remain");
     /* nothing was allocated for any of it: storage stays tiny */
     assert_true(dec->tensors_cap <= 8);
     assert_true(dec->strings_cap <= 8);
