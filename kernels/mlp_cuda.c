@@ -1,0 +1,380 @@
+/* mlp_cuda.c — the CUDA backend of kind `mlp`. At creation: weights uploaded
+ * once (FP32, or narrowed to FP16/BF16 for tensor-core GEMMs with FP32
+ * accumulation), every device and pinned host buffer sized for max_rows,
+ * one stream and one cuBLAS handle with its own workspace, and a warm-up
+ * run. Per batch: pack into pinned memory, then H2D, per layer one
+ * cublasGemmEx + the fused bias/activation kernel, D2H, all async on the
+ * replica's stream, and one wait. Nothing is allocated per batch.
+ *
+ * Two staging slots (pinned x/y + an event) alternate between batches.
+ * With the synchronous seam (kinfer_replica_execute returns outputs) a
+ * batch is submitted and then waited for, so only one slot is busy at a
+ * time; slot_submit/slot_wait are kept apart so that an async seam
+ * (submit batch N+1, pack N+2, then collect N+1) needs no change here. */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cublas_v2.h>
+#include <cuda_runtime_api.h>
+
+#include "backend.h"
+#include "bias_act_cuda.h"
+#include "convert_cuda.h"
+#include "mlp_model.h"
+#include "status_cuda.h"
+
+/* cuBLAS workspace: NVIDIA recommends 32 MiB on Hopper; giving it one up
+ * front keeps cuBLAS from allocating on the first GEMM of a new shape. */
+#define MLP_CUDA_WORKSPACE ((size_t)32 << 20)
+#define MLP_CUDA_SLOTS 2
+
+typedef struct mlp_cuda_slot {
+    float *h_x; /* pinned [max_rows, in_width]: packed batch */
+    float *h_y; /* pinned [max_rows, out_width]: results */
+    cudaEvent_t done;
+    uint32_t rows; /* rows of the batch in flight, 0 when idle */
+} mlp_cuda_slot;
+
+typedef struct mlp_cuda_replica {
+    kinfer_replica_impl base;
+    const mlp_model *model;
+    int dev;
+    uint32_t max_rows;
+    kinfer_dtype ctype; /* GEMM operand type: FP32, FP16 or BF16 */
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    void *d_workspace;
+    void *d_params;  /* one allocation: all weights (ctype) then all biases (FP32) */
+    void **d_w;      /* [nlayers] into d_params, ctype [out, in] */
+    float **d_b;     /* [nlayers] into d_params, FP32 [out] */
+    float *d_x;      /* [max_rows, in_width] FP32: the uploaded batch */
+    float *d_acc[2]; /* [max_rows, max_width] FP32: GEMM outputs, alternating */
+    void *d_h[2];    /* [max_rows, max_width] ctype: narrowed layer inputs (FP16/BF16 only) */
+    mlp_cuda_slot slots[MLP_CUDA_SLOTS];
+    unsigned next_slot;
+} mlp_cuda_replica;
+
+static size_t ctype_size(kinfer_dtype t) {
+    return t == KINFER_DTYPE_FP32 ? 4 : 2;
+}
+
+static cudaDataType_t ctype_cuda(kinfer_dtype t) {
+    switch (t) {
+    case KINFER_DTYPE_FP16:
+        return CUDA_R_16F;
+    case KINFER_DTYPE_BF16:
+        return CUDA_R_16BF;
+    default:
+        return CUDA_R_32F;
+    }
+}
+
+/* Row-major Y[rows, out] = X[rows, in] * W^T with W [out, in] row-major.
+ * Column-major, that is Y^T[out, rows] = W^T^T[out, in] * X^T[in, rows]:
+ * A = W (ld in, transposed), B = X (ld in), C = Y (ld out). Accumulation is
+ * FP32 for every ctype; FP32 operands stay on the FP32 path (no TF32: the
+ * handle's math mode is CUBLAS_DEFAULT_MATH). */
+static kinfer_err gemm(mlp_cuda_replica *r, const void *x, const void *w, float *y, uint32_t rows,
+                       uint32_t in, uint32_t out, kinfer_error *err) {
+    kinfer_err rc = KINFER_OK;
+    const float one = 1.0f, zero = 0.0f;
+    cudaDataType_t t = ctype_cuda(r->ctype);
+    KINFER_CUBLAS_GOTO(err, r->dev,
+                       cublasGemmEx(r->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)out, (int)rows, (int)in,
+                                    &one, w, t, (int)in, x, t, (int)in, &zero, y, CUDA_R_32F,
+                                    (int)out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                       done);
+done:
+    return rc;
+}
+
+/* Enqueues H2D, the layers and D2H for `rows` rows already packed in
+ * slot->h_x, then records slot->done. Returns without waiting. */
+static kinfer_err slot_submit(mlp_cuda_replica *r, mlp_cuda_slot *slot, uint32_t rows,
+                              kinfer_error *err) {
+    const mlp_model *m = r->model;
+    kinfer_err rc = KINFER_OK;
+    int half = r->ctype != KINFER_DTYPE_FP32;
+    KINFER_CUDA_GOTO(err, r->dev,
+                     cudaMemcpyAsync(r->d_x, slot->h_x, (size_t)rows * m->in_width * sizeof(float),
+                                     cudaMemcpyHostToDevice, r->stream),
+                     fail);
+    const void *in = r->d_x;
+    if (half) {
+        KINFER_CUDA_GOTO(err, r->dev,
+                         kinfer_convert_f32_cuda(r->d_x, r->d_h[0], r->ctype,
+                                                 (size_t)rows * m->in_width, r->stream),
+                         fail);
+        in = r->d_h[0];
+    }
+    float *y = NULL;
+    for (uint32_t l = 0; l < m->nlayers; l++) {
+        const mlp_layer *layer = &m->layers[l];
+        int last = l + 1 == m->nlayers;
+        y = r->d_acc[l & 1];
+        rc = gemm(r, in, r->d_w[l], y, rows, layer->in, layer->out, err);
+        if (rc != KINFER_OK)
+            goto fail;
+        kinfer_activation act = m->activation;
+        if (last)
+            act = m->output_activation == MLP_OUT_SIGMOID ? KINFER_ACT_SIGMOID : KINFER_ACT_NONE;
+        if (half && !last) {
+            /* Fused: bias + activation + narrowing for the next GEMM. */
+            void *next = r->d_h[(l + 1) & 1];
+            KINFER_CUDA_GOTO(err, r->dev,
+                             kinfer_bias_act_to_cuda(y, r->d_b[l], rows, layer->out, act, next,
+                                                     r->ctype, r->stream),
+                             fail);
+            in = next;
+        } else {
+            KINFER_CUDA_GOTO(err, r->dev,
+                             kinfer_bias_act_cuda(y, r->d_b[l], rows, layer->out, act, r->stream),
+                             fail);
+            in = y;
+        }
+        if (last && m->output_activation == MLP_OUT_SOFTMAX)
+            KINFER_CUDA_GOTO(err, r->dev, kinfer_softmax_rows_cuda(y, rows, layer->out, r->stream),
+                             fail);
+    }
+    KINFER_CUDA_GOTO(err, r->dev,
+                     cudaMemcpyAsync(slot->h_y, y, (size_t)rows * m->out_width * sizeof(float),
+                                     cudaMemcpyDeviceToHost, r->stream),
+                     fail);
+    KINFER_CUDA_GOTO(err, r->dev, cudaEventRecord(slot->done, r->stream), fail);
+    slot->rows = rows;
+    return KINFER_OK;
+fail:
+    return rc;
+}
+
+/* Waits for the slot's batch; also surfaces asynchronous kernel faults. */
+static kinfer_err slot_wait(mlp_cuda_replica *r, mlp_cuda_slot *slot, kinfer_error *err) {
+    kinfer_err rc = KINFER_OK;
+    KINFER_CUDA_GOTO(err, r->dev, cudaEventSynchronize(slot->done), fail);
+    slot->rows = 0;
+    return KINFER_OK;
+fail:
+    slot->rows = 0;
+    return rc;
+}
+
+static kinfer_err cuda_execute(kinfer_replica_impl *impl, kinfer_batch_item *items, size_t nitems,
+                               kinfer_error *err) {
+    mlp_cuda_replica *r = (mlp_cuda_replica *)impl;
+    const mlp_model *m = r->model;
+    kinfer_err rc = KINFER_OK;
+    uint32_t rows;
+    rc = mlp_batch_prepare(m, items, nitems, r->max_rows, &rows, err);
+    if (rc != KINFER_OK || rows == 0)
+        return rc;
+    /* The executor thread may not be the one that created the replica. */
+    KINFER_CUDA_GOTO(err, r->dev, cudaSetDevice(r->dev), fail);
+    mlp_cuda_slot *slot = &r->slots[r->next_slot];
+    r->next_slot = (r->next_slot + 1) % MLP_CUDA_SLOTS;
+    if (slot->rows != 0) { /* only with an async seam: never true today */
+        rc = slot_wait(r, slot, err);
+        if (rc != KINFER_OK)
+            goto fail;
+    }
+    mlp_batch_pack(m, items, nitems, slot->h_x);
+    rc = slot_submit(r, slot, rows, err);
+    if (rc == KINFER_OK)
+        rc = slot_wait(r, slot, err);
+    if (rc != KINFER_OK)
+        goto fail;
+    mlp_batch_set_outputs(m, items, nitems, slot->h_y);
+    return KINFER_OK;
+fail:
+    /* Leave the stream idle so the next batch starts clean (best effort;
+     * a sticky device fault will fail it again with its own message). */
+    (void)cudaStreamSynchronize(r->stream);
+    return rc;
+}
+
+static void cuda_destroy(kinfer_replica_impl *impl) {
+    mlp_cuda_replica *r = (mlp_cuda_replica *)impl;
+    if (!r)
+        return;
+    /* Teardown continues past errors: free what can be freed. */
+    (void)cudaSetDevice(r->dev);
+    if (r->stream)
+        (void)cudaStreamSynchronize(r->stream);
+    for (int s = 0; s < MLP_CUDA_SLOTS; s++) {
+        if (r->slots[s].h_x)
+            (void)cudaFreeHost(r->slots[s].h_x);
+        if (r->slots[s].h_y)
+            (void)cudaFreeHost(r->slots[s].h_y);
+        if (r->slots[s].done)
+            (void)cudaEventDestroy(r->slots[s].done);
+    }
+    (void)cudaFree(r->d_x);
+    (void)cudaFree(r->d_acc[0]);
+    (void)cudaFree(r->d_acc[1]);
+    (void)cudaFree(r->d_h[0]);
+    (void)cudaFree(r->d_h[1]);
+    (void)cudaFree(r->d_params);
+    (void)cudaFree(r->d_workspace);
+    if (r->blas)
+        (void)cublasDestroy(r->blas);
+    if (r->stream)
+        (void)cudaStreamDestroy(r->stream);
+    free(r->d_w);
+    free(r->d_b);
+    free(r);
+}
+
+static const kinfer_replica_ops mlp_cuda_ops = {
+    .backend = "cuda",
+    .execute = cuda_execute,
+    .destroy = cuda_destroy,
+};
+
+/* Uploads every layer's weights (narrowed to ctype on the device through a
+ * staging buffer sized for the largest layer) and biases into one block. */
+static kinfer_err upload_params(mlp_cuda_replica *r, kinfer_error *err) {
+    const mlp_model *m = r->model;
+    kinfer_err rc = KINFER_OK;
+    size_t esz = ctype_size(r->ctype);
+    size_t w_bytes = 0, b_bytes = 0, max_w = 0;
+    for (uint32_t l = 0; l < m->nlayers; l++) {
+        size_t n = (size_t)m->layers[l].out * m->layers[l].in;
+        w_bytes += (n * esz + 255) / 256 * 256; /* 256-byte aligned operands */
+        b_bytes += ((size_t)m->layers[l].out * sizeof(float) + 255) / 256 * 256;
+        if (n > max_w)
+            max_w = n;
+    }
+    float *staging = NULL;
+    KINFER_CUDA_GOTO(err, r->dev, cudaMalloc(&r->d_params, w_bytes + b_bytes), done);
+    if (r->ctype != KINFER_DTYPE_FP32)
+        KINFER_CUDA_GOTO(err, r->dev, cudaMalloc((void **)&staging, max_w * sizeof(float)), done);
+    char *wp = r->d_params, *bp = (char *)r->d_params + w_bytes;
+    for (uint32_t l = 0; l < m->nlayers; l++) {
+        const mlp_layer *layer = &m->layers[l];
+        size_t n = (size_t)layer->out * layer->in;
+        r->d_w[l] = wp;
+        r->d_b[l] = (float *)bp;
+        if (r->ctype == KINFER_DTYPE_FP32) {
+            KINFER_CUDA_GOTO(err, r->dev,
+                             cudaMemcpyAsync(wp, layer->weight, n * sizeof(float),
+                                             cudaMemcpyHostToDevice, r->stream),
+                             done);
+        } else {
+            KINFER_CUDA_GOTO(err, r->dev,
+                             cudaMemcpyAsync(staging, layer->weight, n * sizeof(float),
+                                             cudaMemcpyHostToDevice, r->stream),
+                             done);
+            KINFER_CUDA_GOTO(err, r->dev,
+                             kinfer_convert_f32_cuda(staging, wp, r->ctype, n, r->stream), done);
+        }
+        KINFER_CUDA_GOTO(err, r->dev,
+                         cudaMemcpyAsync(bp, layer->bias, (size_t)layer->out * sizeof(float),
+                                         cudaMemcpyHostToDevice, r->stream),
+                         done);
+        /* Pageable-memory copies and one staging buffer: finish this layer
+         * before the next overwrites the staging buffer. */
+        KINFER_CUDA_GOTO(err, r->dev, cudaStreamSynchronize(r->stream), done);
+        wp += (n * esz + 255) / 256 * 256;
+        bp += ((size_t)layer->out * sizeof(float) + 255) / 256 * 256;
+    }
+done:
+    if (staging)
+        (void)cudaFree(staging);
+    return rc;
+}
+
+/* Runs the model on zeros at 1 and max_rows rows, so that lazy module
+ * loading and cuBLAS kernel selection happen now, not in the first
+ * request's latency (values are discarded; timing never uses them). */
+static kinfer_err warm_up(mlp_cuda_replica *r, kinfer_error *err) {
+    mlp_cuda_slot *slot = &r->slots[0];
+    memset(slot->h_x, 0, (size_t)r->max_rows * r->model->in_width * sizeof(float));
+    uint32_t sizes[2] = {1, r->max_rows};
+    for (int i = 0; i < 2; i++) {
+        kinfer_err rc = slot_submit(r, slot, sizes[i], err);
+        if (rc == KINFER_OK)
+            rc = slot_wait(r, slot, err);
+        if (rc != KINFER_OK)
+            return kinfer_error_prefix(err, "warm-up at %u rows", sizes[i]);
+    }
+    return KINFER_OK;
+}
+
+kinfer_err mlp_cuda_replica_new(const mlp_model *model, int device_index, uint32_t max_rows,
+                                const char *precision, kinfer_replica_impl **out,
+                                kinfer_error *err) {
+    *out = NULL;
+    kinfer_err rc = KINFER_OK;
+    kinfer_dtype ctype;
+    if (!precision || strcmp(precision, "fp32") == 0)
+        ctype = KINFER_DTYPE_FP32;
+    else if (strcmp(precision, "fp16") == 0)
+        ctype = KINFER_DTYPE_FP16;
+    else if (strcmp(precision, "bf16") == 0)
+        ctype = KINFER_DTYPE_BF16;
+    else
+        return kinfer_error_set(err, KINFER_ERR_CONFIG,
+                                "cuda:%d: precision '%.16s' unknown (fp32, fp16 or bf16)",
+                                device_index, precision);
+    /* cuBLAS takes int dims; widths are <= MLP_MAX_WIDTH already. */
+    if (max_rows == 0 || max_rows > (uint32_t)INT32_MAX)
+        return kinfer_error_set(err, KINFER_ERR_INVALID_ARG, "cuda:%d: max_rows %u out of range",
+                                device_index, max_rows);
+    mlp_cuda_replica *r = calloc(1, sizeof(*r));
+    if (!r)
+        return kinfer_error_set(err, KINFER_ERR_NOMEM, "out of memory");
+    r->base.ops = &mlp_cuda_ops;
+    r->model = model;
+    r->dev = device_index;
+    r->max_rows = max_rows;
+    r->ctype = ctype;
+    r->d_w = calloc(model->nlayers, sizeof(*r->d_w));
+    r->d_b = calloc(model->nlayers, sizeof(*r->d_b));
+    if (!r->d_w || !r->d_b) {
+        rc = kinfer_error_set(err, KINFER_ERR_NOMEM, "out of memory");
+        goto fail;
+    }
+    KINFER_CUDA_GOTO(err, r->dev, cudaSetDevice(r->dev), fail);
+    KINFER_CUDA_GOTO(err, r->dev, cudaStreamCreateWithFlags(&r->stream, cudaStreamNonBlocking),
+                     fail);
+    KINFER_CUBLAS_GOTO(err, r->dev, cublasCreate(&r->blas), fail);
+    KINFER_CUBLAS_GOTO(err, r->dev, cublasSetStream(r->blas, r->stream), fail);
+    KINFER_CUBLAS_GOTO(err, r->dev, cublasSetMathMode(r->blas, CUBLAS_DEFAULT_MATH), fail);
+    KINFER_CUDA_GOTO(err, r->dev, cudaMalloc(&r->d_workspace, MLP_CUDA_WORKSPACE), fail);
+    KINFER_CUBLAS_GOTO(err, r->dev, cublasSetWorkspace(r->blas, r->d_workspace, MLP_CUDA_WORKSPACE),
+                       fail);
+
+    size_t x_n = (size_t)max_rows * model->in_width;
+    size_t y_n = (size_t)max_rows * model->out_width;
+    size_t act_n = (size_t)max_rows * model->max_width;
+    KINFER_CUDA_GOTO(err, r->dev, cudaMalloc((void **)&r->d_x, x_n * sizeof(float)), fail);
+    for (int i = 0; i < 2; i++) {
+        KINFER_CUDA_GOTO(err, r->dev, cudaMalloc((void **)&r->d_acc[i], act_n * sizeof(float)),
+                         fail);
+        if (ctype != KINFER_DTYPE_FP32)
+            KINFER_CUDA_GOTO(err, r->dev, cudaMalloc(&r->d_h[i], act_n * ctype_size(ctype)), fail);
+    }
+    for (int s = 0; s < MLP_CUDA_SLOTS; s++) {
+        mlp_cuda_slot *slot = &r->slots[s];
+        KINFER_CUDA_GOTO(
+            err, r->dev,
+            cudaHostAlloc((void **)&slot->h_x, x_n * sizeof(float), cudaHostAllocDefault), fail);
+        KINFER_CUDA_GOTO(
+            err, r->dev,
+            cudaHostAlloc((void **)&slot->h_y, y_n * sizeof(float), cudaHostAllocDefault), fail);
+        KINFER_CUDA_GOTO(err, r->dev, cudaEventCreateWithFlags(&slot->done, cudaEventDisableTiming),
+                         fail);
+    }
+    rc = upload_params(r, err);
+    if (rc != KINFER_OK)
+        goto fail;
+    rc = warm_up(r, err);
+    if (rc != KINFER_OK)
+        goto fail;
+    *out = &r->base;
+    return KINFER_OK;
+fail:
+    cuda_destroy(&r->base);
+    return rc;
+}
