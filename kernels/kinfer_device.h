@@ -25,7 +25,7 @@ typedef enum kinfer_device_type {
 typedef struct kinfer_device {
     kinfer_device_type type;
     int index;     /* CUDA ordinal; 0 for cpu */
-    char name[16]; /* canonical text: "cpu", "cuda:3" */
+    char name[24]; /* canonical text: "cpu", "cuda:3" */
 } kinfer_device;
 
 /* Parses "cpu" or "cuda:N" (N decimal, 0..KINFER_DEVICE_MAX_INDEX, no sign,
