@@ -1,0 +1,87 @@
+/* worker_backpressure.c — pause and resume request partitions so that
+ * memory stays bounded: every assigned partition pauses when the worker
+ * holds too many unacknowledged requests (count or bytes, with hysteresis),
+ * and the partitions that fed a model pause while the engine reports that
+ * model's queue congested. The poll loop keeps polling while paused, so the
+ * group never sees a stalled member. Not the engine's queue policy. */
+#include <string.h>
+
+#include "kinfer/kinfer_log.h"
+#include "worker_internal.h"
+
+void kinfer_worker_on_congestion(void *ctx, const char *model, bool congested) {
+    kinfer_worker *w = ctx;
+    kinfer_str name = {model, strlen(model)};
+    int idx = kinfer_worker_model_index(w, name);
+    if (idx < 0 || idx >= KINFER_WORKER_MAX_MODEL_BITS)
+        return;
+    if (congested)
+        atomic_fetch_or(&w->congested_mask, 1ULL << idx);
+    else
+        atomic_fetch_and(&w->congested_mask, ~(1ULL << idx));
+    atomic_fetch_add(&w->congestion_gen, 1);
+    KINFER_LOGD("worker.congestion", "model=%s congested=%d", model, (int)congested);
+}
+
+typedef struct bp_walk {
+    kinfer_worker *w;
+    uint64_t mask;
+    rd_kafka_topic_partition_list_t *pause, *resume;
+    int64_t npaused;
+} bp_walk;
+
+static void bp_visit(kinfer_worker_part *part, void *ctx) {
+    bp_walk *bw = ctx;
+    if (!part->assigned)
+        return;
+    bool want = bw->w->over_limit || (part->model_mask & bw->mask);
+    if (want != part->paused) {
+        rd_kafka_topic_partition_list_add(want ? bw->pause : bw->resume, part->topic,
+                                          part->partition);
+        part->paused = want;
+    }
+    bw->npaused += part->paused;
+}
+
+void kinfer_worker_backpressure_apply(kinfer_worker *w) {
+    int64_t n = atomic_load_explicit(&w->in_flight, memory_order_relaxed);
+    int64_t bytes = atomic_load_explicit(&w->in_flight_bytes, memory_order_relaxed);
+    bool changed = false;
+    if (!w->over_limit &&
+        (n >= (int64_t)w->max_in_flight || bytes >= (int64_t)w->max_in_flight_bytes)) {
+        w->over_limit = changed = true;
+    } else if (w->over_limit && n <= (int64_t)w->max_in_flight / 2 &&
+               bytes <= (int64_t)w->max_in_flight_bytes / 2) {
+        w->over_limit = false;
+        changed = true;
+    }
+    kinfer_worker_metrics_set_in_flight(w->metrics, n, bytes);
+    uint64_t gen = atomic_load(&w->congestion_gen);
+    if (!changed && gen == w->applied_congestion_gen)
+        return;
+    w->applied_congestion_gen = gen;
+    bp_walk bw = {w, atomic_load(&w->congested_mask), rd_kafka_topic_partition_list_new(8),
+                  rd_kafka_topic_partition_list_new(8), 0};
+    kinfer_worker_parts_foreach(w->parts, bp_visit, &bw);
+    if (bw.pause->cnt) {
+        rd_kafka_pause_partitions(w->consumer, bw.pause);
+        KINFER_LOGI("worker.pause", "partitions=%d in_flight=%lld bytes=%lld congested=%#llx",
+                    bw.pause->cnt, (long long)n, (long long)bytes, (unsigned long long)bw.mask);
+    }
+    if (bw.resume->cnt) {
+        rd_kafka_resume_partitions(w->consumer, bw.resume);
+        KINFER_LOGI("worker.resume", "partitions=%d in_flight=%lld bytes=%lld", bw.resume->cnt,
+                    (long long)n, (long long)bytes);
+    }
+    kinfer_worker_metrics_set_partitions(w->metrics, w->assigned_count, bw.npaused);
+    rd_kafka_topic_partition_list_destroy(bw.pause);
+    rd_kafka_topic_partition_list_destroy(bw.resume);
+}
+
+void kinfer_worker_backpressure_assigned(kinfer_worker *w, kinfer_worker_part *part) {
+    part->paused = false;
+    part->model_mask = 0;
+    /* Force a re-evaluation on the next loop turn, which pauses the new
+     * partition at once when the worker is over its limit. */
+    w->applied_congestion_gen = atomic_load(&w->congestion_gen) - 1;
+}

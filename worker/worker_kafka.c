@@ -1,0 +1,138 @@
+/* worker_kafka.c — the worker's two librdkafka clients configured from
+ * kinfer_config: a group consumer (manual commits of watermarks, no auto
+ * offset store) and an idempotent acks=all producer for replies and dead
+ * letters, plus librdkafka's log and error callbacks mapped onto kinfer_log.
+ * Not the poll loop or the rebalance logic. */
+#include <stdio.h>
+#include <string.h>
+
+#include "kinfer/kinfer_log.h"
+#include "worker_internal.h"
+
+static kinfer_err conf_set(rd_kafka_conf_t *conf, const char *key, const char *value,
+                           const char *what, kinfer_error *err) {
+    char errstr[512];
+    if (rd_kafka_conf_set(conf, key, value, errstr, sizeof errstr) != RD_KAFKA_CONF_OK)
+        return kinfer_error_set(err, KINFER_ERR_CONFIG, "%s: librdkafka property %s=%s: %s", what,
+                                key, value, errstr);
+    return KINFER_OK;
+}
+
+static kinfer_err conf_set_list(rd_kafka_conf_t *conf, const kinfer_config_kvlist *list,
+                                const char *what, kinfer_error *err) {
+    for (size_t i = 0; i < list->n; i++) {
+        kinfer_err rc = conf_set(conf, list->items[i].key, list->items[i].value, what, err);
+        if (rc != KINFER_OK)
+            return rc;
+    }
+    return KINFER_OK;
+}
+
+static void on_log(const rd_kafka_t *rk, int level, const char *fac, const char *buf) {
+    (void)rk;
+    kinfer_log_level lvl = level <= 3   ? KINFER_LOG_ERROR
+                           : level == 4 ? KINFER_LOG_WARN
+                           : level <= 6 ? KINFER_LOG_INFO
+                                        : KINFER_LOG_DEBUG;
+    kinfer_log(lvl, "rdkafka.log", "client=%s facility=%s msg=\"%s\"", rd_kafka_name(rk), fac, buf);
+}
+
+static void on_error(rd_kafka_t *rk, int code, const char *reason, void *opaque) {
+    kinfer_worker *w = opaque;
+    if (code == RD_KAFKA_RESP_ERR__FATAL) {
+        char why[512];
+        rd_kafka_fatal_error(rk, why, sizeof why);
+        KINFER_LOGE("kafka.fatal", "client=%s error=\"%s\"", rd_kafka_name(rk), why);
+        atomic_store(&w->fatal, 1);
+        return;
+    }
+    /* Transport errors are retried by librdkafka itself; say so quietly. */
+    kinfer_log(code == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? KINFER_LOG_WARN : KINFER_LOG_INFO,
+               "kafka.error", "client=%s code=%s reason=\"%s\"", rd_kafka_name(rk),
+               rd_kafka_err2name((rd_kafka_resp_err_t)code), reason);
+}
+
+static kinfer_err common_conf(kinfer_worker *w, rd_kafka_conf_t *conf, const char *role,
+                              kinfer_error *err) {
+    const kinfer_config *cfg = w->cfg;
+    const char *brokers = w->opts.brokers_override ? w->opts.brokers_override : cfg->kafka.brokers;
+    char client_id[256];
+    snprintf(client_id, sizeof client_id, "kinfer-%s-%s", w->worker_id, role);
+    kinfer_err rc = conf_set(conf, "client.id", client_id, role, err);
+    if (rc == KINFER_OK)
+        rc = conf_set_list(conf, &cfg->kafka.properties, "kafka.properties", err);
+    if (rc == KINFER_OK)
+        rc = conf_set(conf, "bootstrap.servers", brokers, role, err);
+    rd_kafka_conf_set_log_cb(conf, on_log);
+    rd_kafka_conf_set_error_cb(conf, on_error);
+    rd_kafka_conf_set_opaque(conf, w);
+    return rc;
+}
+
+static kinfer_err consumer_new(kinfer_worker *w, kinfer_error *err) {
+    const kinfer_config *cfg = w->cfg;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    kinfer_err rc = conf_set(conf, "auto.offset.reset", "earliest", "consumer", err);
+    if (rc == KINFER_OK)
+        rc = conf_set(conf, "partition.assignment.strategy",
+                      kinfer_config_assignment_rdkafka(cfg->kafka.assignment_strategy), "consumer",
+                      err);
+    if (rc == KINFER_OK)
+        rc = common_conf(w, conf, "consumer", err);
+    if (rc == KINFER_OK)
+        rc = conf_set_list(conf, &cfg->kafka.consumer_properties, "kafka.consumer_properties", err);
+    /* What at-least-once rests on: kinfer alone decides what is committed. */
+    if (rc == KINFER_OK)
+        rc = conf_set(conf, "group.id", cfg->kafka.group, "consumer", err);
+    if (rc == KINFER_OK)
+        rc = conf_set(conf, "enable.auto.commit", "false", "consumer", err);
+    if (rc == KINFER_OK)
+        rc = conf_set(conf, "enable.auto.offset.store", "false", "consumer", err);
+    if (rc == KINFER_OK && cfg->kafka.group_instance_id)
+        rc = conf_set(conf, "group.instance.id", cfg->kafka.group_instance_id, "consumer", err);
+    if (rc != KINFER_OK) {
+        rd_kafka_conf_destroy(conf);
+        return rc;
+    }
+    rd_kafka_conf_set_rebalance_cb(conf, kinfer_worker_on_rebalance);
+    rd_kafka_conf_set_offset_commit_cb(conf, kinfer_worker_on_commit);
+    char errstr[512];
+    w->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, errstr, sizeof errstr);
+    if (!w->consumer)
+        return kinfer_error_set(err, KINFER_ERR_KAFKA, "consumer: %s", errstr);
+    rd_kafka_poll_set_consumer(w->consumer);
+    return KINFER_OK;
+}
+
+static kinfer_err producer_new(kinfer_worker *w, kinfer_error *err) {
+    const kinfer_config *cfg = w->cfg;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    /* A short linger: replies are latency-bound, and batching still forms
+     * under load because deliveries overlap. */
+    kinfer_err rc = conf_set(conf, "linger.ms", "1", "producer", err);
+    if (rc == KINFER_OK)
+        rc = common_conf(w, conf, "producer", err);
+    if (rc == KINFER_OK)
+        rc = conf_set_list(conf, &cfg->kafka.producer_properties, "kafka.producer_properties", err);
+    if (rc == KINFER_OK)
+        rc = conf_set(conf, "enable.idempotence", "true", "producer", err);
+    if (rc == KINFER_OK)
+        rc = conf_set(conf, "acks", "all", "producer", err);
+    if (rc != KINFER_OK) {
+        rd_kafka_conf_destroy(conf);
+        return rc;
+    }
+    rd_kafka_conf_set_dr_msg_cb(conf, kinfer_worker_on_delivery);
+    char errstr[512];
+    w->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, errstr, sizeof errstr);
+    if (!w->producer)
+        return kinfer_error_set(err, KINFER_ERR_KAFKA, "producer: %s", errstr);
+    return KINFER_OK;
+}
+
+kinfer_err kinfer_worker_kafka_new(kinfer_worker *w, kinfer_error *err) {
+    kinfer_err rc = producer_new(w, err);
+    if (rc == KINFER_OK)
+        rc = consumer_new(w, err);
+    return rc;
+}
