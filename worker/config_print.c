@@ -54,6 +54,8 @@ static const char *src_note(int src) {
         return "  # computed";
     case KINFER_CONFIG_SRC_INHERIT:
         return "  # from scheduler";
+    case KINFER_CONFIG_SRC_INHERIT_DEFAULT:
+        return "  # default (scheduler)";
     default:
         return "";
     }
@@ -231,11 +233,36 @@ static void allowed_doc(FILE *out, const kinfer_config_prop *p) {
     default:
         break;
     }
+    /* What the extra check of a string accepts, in words. */
+    static const struct {
+        kinfer_config_check_fn check;
+        const char *doc;
+    } checks[] = {
+        {kinfer_config_check_nonempty, "not empty"},
+        {kinfer_config_check_topic, "topic names"},
+        {kinfer_config_check_topic_pattern, "regex starting with `^`"},
+        {kinfer_config_check_topic_template, "topic name; `{topic}` allowed"},
+        {kinfer_config_check_listen, "`host:port` or `\"\"`"},
+        {kinfer_config_check_identifier, "letters, digits, `.` `_` `-`"},
+        {kinfer_config_check_device, "`cpu`, `cuda:N`"},
+        {kinfer_config_check_kv, "librdkafka properties"},
+        {kinfer_config_check_header, "header names"},
+    };
+    for (size_t i = 0; p->check && i < sizeof(checks) / sizeof(checks[0]); i++)
+        if (checks[i].check == p->check)
+            fprintf(out, "%s%s",
+                    p->type == KINFER_CONFIG_TYPE_STRING || p->type == KINFER_CONFIG_TYPE_PATH
+                        ? ""
+                        : "; ",
+                    checks[i].doc);
 }
 
 static void default_doc(FILE *out, const kinfer_config_prop *p, bool in_models) {
     if (p->flags & KINFER_CONFIG_F_REQUIRED)
         fputs("**required**", out);
+    else if (in_models && (p->flags & KINFER_CONFIG_F_SCHED) &&
+             (p->flags & KINFER_CONFIG_F_COMPUTED))
+        fprintf(out, "`scheduler.%s` if set there, else %s", p->name, p->def_doc);
     else if (in_models && (p->flags & KINFER_CONFIG_F_SCHED))
         fprintf(out, "`scheduler.%s`", p->name);
     else if (p->def)

@@ -306,8 +306,7 @@ const kinfer_config_prop kinfer_config_props[] = {
      .flags = OPTIONAL,
      .def_doc = "unset",
      .check = kinfer_config_check_identifier,
-     .description = "Version reported in replies; a request naming another `model_version` is "
-                    "refused."},
+     .description = "Version reported in replies (`model_version`)."},
     {.name = "kind",
      CHOICE,
      MODEL(load.kind),
