@@ -254,7 +254,8 @@ class Worker:
         raise AssertionError(f"worker not assigned in {timeout}s:\n{self.text()}")
 
     def text(self):
-        self.log.flush()
+        if not self.log.closed:
+            self.log.flush()
         return Path(self.log_path).read_text(errors="replace")
 
     def stop(self, sig=signal.SIGTERM, timeout=30.0):
