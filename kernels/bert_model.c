@@ -1,0 +1,117 @@
+/* bert_model.c — model kind `bert`: loading a Hugging Face directory
+ * (config, tokenizer, weights), describing it, and the kind table entry
+ * that model_registry.c lists. The request contract is in bert_request.c,
+ * the forward pass in bert_cpu.c. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bert_model.h"
+#include "blas_cpu.h"
+
+void bert_model_destroy(bert_model *m) {
+    if (!m)
+        return;
+    bert_weights_free(m);
+    kinfer_tokenizer_destroy(m->tok);
+    for (uint32_t i = 0; m->labels && i < m->num_labels; i++)
+        free(m->labels[i]);
+    free(m->labels);
+    free(m->label_strs);
+    free(m->dir);
+    free(m);
+}
+
+kinfer_err bert_model_load(const kinfer_model_options *opts, bert_model **out, kinfer_error *err) {
+    *out = NULL;
+    bert_model *m = calloc(1, sizeof(*m));
+    if (!m || !(m->dir = strdup(opts->path))) {
+        free(m);
+        return kinfer_error_set(err, KINFER_ERR_NOMEM, "%s: out of memory", opts->path);
+    }
+    size_t dl = strlen(m->dir);
+    while (dl > 1 && m->dir[dl - 1] == '/')
+        m->dir[--dl] = '\0';
+    m->cpu_threads = opts->cpu_threads;
+    kinfer_err rc = bert_config_load(m, err);
+    if (rc == KINFER_OK)
+        rc = kinfer_tokenizer_load_dir(m->dir, &m->tok, err);
+    if (rc == KINFER_OK && kinfer_tokenizer_vocab_size(m->tok) > m->vocab)
+        rc = kinfer_error_set(err, KINFER_ERR_MODEL_LOAD,
+                              "%s: tokenizer has %u tokens but vocab_size is %u", m->dir,
+                              kinfer_tokenizer_vocab_size(m->tok), m->vocab);
+    if (rc == KINFER_OK)
+        rc = bert_weights_load(m, err);
+    if (rc != KINFER_OK) {
+        bert_model_destroy(m);
+        return rc;
+    }
+    *out = m;
+    return KINFER_OK;
+}
+
+void bert_model_describe(const bert_model *m, char *buf, size_t buflen) {
+    char pool[48] = "";
+    static const char *const names[] = {"cls", "max", "mean", "mean_sqrt_len"};
+    for (unsigned b = 0; b < 4; b++) {
+        if (m->pooling & (1u << b)) {
+            size_t l = strlen(pool);
+            snprintf(pool + l, sizeof(pool) - l, "%s%s", l ? "+" : "", names[b]);
+        }
+    }
+    snprintf(buf, buflen, "bert L%u H%u A%u I%u seq%u pool=%s%s%s%s %s", m->layers, m->hidden,
+             m->heads, m->intermediate, m->max_seq_len, pool, m->normalize ? " normalize" : "",
+             m->classifier ? " classifier labels=" : "",
+             m->classifier ? (m->num_labels ? m->labels[0] : "") : "",
+             kinfer_dtype_name(m->file_dtype));
+}
+
+/* --- kind table entry ------------------------------------------------------ */
+
+static kinfer_err kind_load(const kinfer_model_options *opts, void **impl, kinfer_error *err) {
+    if (opts->activation || opts->output_activation)
+        return kinfer_error_set(err, KINFER_ERR_CONFIG,
+                                "activation overrides do not apply to kind bert");
+    if (opts->precision && strcmp(opts->precision, "fp32") != 0 &&
+        strcmp(opts->precision, "fp16") != 0 && strcmp(opts->precision, "bf16") != 0)
+        return kinfer_error_set(err, KINFER_ERR_CONFIG, "precision \"%s\" (fp32, fp16, bf16)",
+                                opts->precision);
+    bert_model *m;
+    kinfer_err rc = bert_model_load(opts, &m, err);
+    if (rc == KINFER_OK)
+        *impl = m;
+    return rc;
+}
+
+static void kind_destroy(void *impl) {
+    bert_model_destroy(impl);
+}
+
+static void kind_describe(const void *impl, char *buf, size_t buflen) {
+    bert_model_describe(impl, buf, buflen);
+}
+
+static kinfer_err kind_check(const void *impl, const kinfer_tensor *inputs, size_t ninputs,
+                             const kinfer_param *params, size_t nparams, kinfer_request_cost *cost,
+                             kinfer_error *err) {
+    return bert_check_request(impl, inputs, ninputs, params, nparams, cost, err);
+}
+
+static kinfer_err kind_replica_new(const void *impl, const kinfer_device *device, uint32_t max_rows,
+                                   kinfer_replica_impl **out, kinfer_error *err) {
+    const bert_model *m = impl;
+    if (device->type != KINFER_DEVICE_CPU)
+        return kinfer_error_set(err, KINFER_ERR_DEVICE,
+                                "kind bert has no %s backend yet (cpu only)", device->name);
+    kinfer_blas_cpu_request_threads(m->cpu_threads);
+    return bert_cpu_replica_new(m, max_rows, out, err);
+}
+
+const kinfer_model_kind_ops bert_kind_ops = {
+    .kind = "bert",
+    .load = kind_load,
+    .destroy = kind_destroy,
+    .describe = kind_describe,
+    .check_request = kind_check,
+    .replica_new = kind_replica_new,
+};

@@ -1,0 +1,47 @@
+/* bert_ops.h — the encoder ops besides GEMM and bias/activation (which are
+ * blas_cpu.h and bias_act.h): residual + LayerNorm, masked multi-head
+ * attention over unpadded sequences, pooling and L2 normalisation.
+ * bert_ops_cpu.c is the C implementation and the oracle for a future CUDA
+ * twin (same argument order). Shapes are in the comments; all FP32. */
+#ifndef KINFER_BERT_OPS_H
+#define KINFER_BERT_OPS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* x [rows, cols] = LayerNorm(x + res) * g + b, per row, biased variance, as
+ * torch.nn.LayerNorm. res may be NULL (no residual). */
+void bert_add_layernorm_cpu(float *x, const float *res, const float *g, const float *b, size_t rows,
+                            size_t cols, float eps);
+
+/* Embeddings: x[t] = word[ids[t]] + pos[pos[t]] + type[types[t]], then
+ * LayerNorm. Ids are trusted (checked by bert_request.c). */
+void bert_embed_cpu(float *x, const int32_t *ids, const int32_t *pos, const int32_t *types,
+                    size_t ntokens, const float *word, const float *posemb, const float *typeemb,
+                    const float *g, const float *b, size_t hidden, float eps);
+
+/* Self-attention of nseqs packed sequences: sequence s is tokens
+ * [seq_start[s], seq_start[s+1]) of qkv [T, 3H] (query | key | value
+ * columns); ctx [T, H] receives softmax(Q K^T / sqrt(dh)) V per head. A
+ * sequence only attends to itself, which is the padding mask of a padded
+ * batch. scores: scratch of at least max_len * max_len floats. */
+void bert_attention_cpu(const float *qkv, float *ctx, const uint32_t *seq_start, size_t nseqs,
+                        size_t hidden, size_t heads, float *scores);
+
+/* Pooling of each sequence of x [T, H] into out [nseqs, k*H], the k modes
+ * of `modes` (BERT_POOL_* bits) concatenated in the order cls, max, mean,
+ * mean_sqrt_len, as sentence-transformers does. */
+void bert_pool_cpu(const float *x, const uint32_t *seq_start, size_t nseqs, size_t hidden,
+                   unsigned modes, float *out);
+
+/* row /= max(||row||_2, 1e-12), as torch.nn.functional.normalize. */
+void bert_l2_normalize_cpu(float *row, size_t n);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
