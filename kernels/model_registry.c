@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bert_model.h"
 #include "mlp_model.h"
 
 /* Kinds implemented elsewhere add their extern here, e.g.
@@ -12,6 +13,7 @@
 
 static const kinfer_model_kind_ops *const kinds[] = {
     &mlp_kind_ops,
+    &bert_kind_ops,
 };
 
 const kinfer_model_kind_ops *kinfer_model_kind_find(const char *kind) {
