@@ -268,6 +268,7 @@ kinfer_err kinfer_engine_new_with_ops(const kinfer_engine_config *cfg, const sch
     engine->on_congestion = cfg->on_congestion;
     engine->callback_ctx = cfg->callback_ctx;
     engine->accepting = true;
+    engine->sched_wake_at = INT64_MIN;
     atomic_init(&engine->in_flight, 0);
     pthread_mutex_init(&engine->mu, NULL);
     pthread_condattr_t ca;
@@ -394,8 +395,9 @@ kinfer_err kinfer_engine_submit(kinfer_engine *engine, const kinfer_engine_reque
                               m->max_queue_hard);
     } else {
         r->seq = engine->next_seq++;
-        sched_req *top = sched_queue_peek(&m->queue);
-        bool was_empty = top == NULL;
+        bool was_empty = m->queue.len == 0;
+        bool was_full = m->queue.rows >= m->max_batch_size ||
+                        (m->max_batch_tokens && m->queue.tokens >= m->max_batch_tokens);
         if (sched_queue_push(&m->queue, r) != 0) {
             rc = kinfer_error_set(err, KINFER_ERR_NOMEM, "engine: out of memory");
         } else {
@@ -404,11 +406,12 @@ kinfer_err kinfer_engine_submit(kinfer_engine *engine, const kinfer_engine_reque
             m->accepted++;
             sched_model_watermark(m);
             /* Wake the scheduler only when its next timed event may have
-             * moved: a new timer, a batch that became full, or a new
-             * earliest deadline. */
+             * moved: a new timer, a batch that just became full, or a new
+             * earliest deadline. Under load the queue stays full and every
+             * submit would otherwise cost a context switch. */
             bool full = m->queue.rows >= m->max_batch_size ||
                         (m->max_batch_tokens && m->queue.tokens >= m->max_batch_tokens);
-            if (was_empty || full || sched_queue_peek(&m->queue) == r)
+            if (was_empty || (full && !was_full) || sched_queue_peek(&m->queue) == r)
                 pthread_cond_signal(&engine->sched_cond);
         }
     }

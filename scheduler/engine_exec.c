@@ -48,14 +48,17 @@ void sched_replica_run(sched_replica *rep) {
     kinfer_err rc = engine->ops.replica_execute(engine->ops_ctx, rep->handle, rep->items, n, &err);
     int64_t end = engine_now(engine);
     int64_t compute = end - start;
-    if (compute < 0)
-        compute = 0;
 
     uint64_t ok = 0;
     pthread_mutex_lock(&engine->mu);
-    if (rc == KINFER_OK)
+    /* A failed batch says nothing about compute time; a negative one means
+     * the wall clock stepped back, and teaching the estimator that would
+     * make it promise too much. */
+    if (rc == KINFER_OK && compute >= 0)
         sched_latency_record(&m->latency, rep->rows, compute);
     pthread_mutex_unlock(&engine->mu);
+    if (compute < 0)
+        compute = 0;
 
     for (size_t i = 0; i < n; i++) {
         sched_req *r = rep->reqs[i];
@@ -64,7 +67,7 @@ void sched_replica_run(sched_replica *rep) {
             .token = r->token,
             .model_version = m->version,
             .device = rep->device,
-            .queue_us = start - r->arrival_us,
+            .queue_us = start > r->arrival_us ? start - r->arrival_us : 0,
             .compute_us = compute,
             .batch_size = (uint32_t)n,
         };
@@ -93,8 +96,30 @@ void sched_replica_run(sched_replica *rep) {
     rep->rows = 0;
     rep->busy = false;
     finish_locked(engine, m, n);
-    pthread_cond_signal(&engine->sched_cond); /* a replica is free */
+    if (engine->opts.manual) {
+        pthread_mutex_unlock(&engine->mu);
+        return;
+    }
+    /* Work-conserving hand-off: this thread runs the scheduler pass itself
+     * (maybe assigning its own next batch) rather than waking the scheduler
+     * thread and waiting for it to wake us back; on a busy CPU that round
+     * trip cost more than a 1-row batch. The scheduler thread is woken only
+     * when its timer must move earlier. */
+    sched_pass_out out = {.ready = engine->ready_scratch, .ready_cap = engine->nreplicas_total};
+    int64_t next = sched_engine_pass(engine, engine_now(engine), &out);
+    for (size_t i = 0; i < out.nready; i++)
+        if (out.ready[i] != rep)
+            pthread_cond_signal(&out.ready[i]->work_cond);
+    if (next < engine->sched_wake_at)
+        pthread_cond_signal(&engine->sched_cond);
     pthread_mutex_unlock(&engine->mu);
+    if (out.expired || out.aborted) {
+        sched_complete_unrun(engine, out.expired, KINFER_ERR_DEADLINE_EXCEEDED,
+                             "deadline exceeded while queued");
+        sched_complete_unrun(engine, out.aborted, KINFER_ERR_SHUTDOWN,
+                             "engine shut down before the request ran");
+    }
+    sched_deliver_congestion(engine);
 }
 
 void *sched_replica_thread(void *arg) {
@@ -125,7 +150,7 @@ void sched_complete_unrun(kinfer_engine *engine, sched_req *list, kinfer_err sta
             .status = status,
             .error = why,
             .device = "",
-            .queue_us = now - r->arrival_us,
+            .queue_us = now > r->arrival_us ? now - r->arrival_us : 0,
         };
         sched_model *m = r->owner;
         res.model_version = m->version;
@@ -213,7 +238,9 @@ void *sched_scheduler_thread(void *arg) {
             pthread_mutex_lock(&engine->mu);
             continue;
         }
+        engine->sched_wake_at = wake; /* executors signal only to move it earlier */
         timed_wait(engine, now, wake);
+        engine->sched_wake_at = INT64_MIN;
     }
     pthread_mutex_unlock(&engine->mu);
     return NULL;

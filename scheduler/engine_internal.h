@@ -112,6 +112,7 @@ struct kinfer_engine {
     bool delivering_congestion;
     pthread_t sched_thread;
     bool sched_started;
+    int64_t sched_wake_at; /* engine-clock time the scheduler sleeps until; INT64_MIN awake */
     sched_replica **ready_scratch; /* nreplicas_total entries, for sched_engine_pass */
     size_t nreplicas_total;
 };
@@ -147,7 +148,8 @@ int64_t sched_engine_pass(kinfer_engine *engine, int64_t now, sched_pass_out *ou
 
 /* engine_exec.c */
 /* Runs the replica's assigned batch (no lock held), completes its requests
- * and marks the replica idle. */
+ * and marks the replica idle; in threaded mode then runs a scheduler pass,
+ * which may assign the replica its next batch. */
 void sched_replica_run(sched_replica *rep);
 void *sched_replica_thread(void *arg);
 void *sched_scheduler_thread(void *arg);
