@@ -57,8 +57,8 @@ else()
   if(KINFER_NVCC)
     set(_kinfer_nvcc "${KINFER_NVCC}")
   else()
-    set(_kinfer_cuda_why "no nvcc on PATH, in /usr/local/cuda/bin or in the root recorded by "
-                         "scripts/setup-cuda.sh (${_kinfer_cache_base}/kinfer/cuda-root)")
+    set(_kinfer_cuda_why "no nvcc on PATH, in /usr/local/cuda/bin or in the root recorded by \
+scripts/setup-cuda.sh (${_kinfer_cache_base}/kinfer/cuda-root)")
   endif()
 endif()
 

@@ -226,8 +226,14 @@ static void run_case(const mlp_case *c, uint64_t seed) {
 
 static void test_random_mlps(void **state) {
     (void)state;
-    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+    /* Under compute-sanitizer (tests/gpu/run.sh) the 1024-row cases are
+     * left out: memcheck slows every kernel many times over. */
+    const char *small = getenv("KINFER_GPU_TEST_SMALL");
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        if (small && *small && cases[i].max_rows >= 1024)
+            continue;
         run_case(&cases[i], 1000 + i);
+    }
 }
 
 /* One malformed item among good ones: it alone fails, on both backends. */

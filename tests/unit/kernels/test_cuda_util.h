@@ -38,6 +38,15 @@ static inline int tc_require_gpu(const char *test) {
 #ifdef KINFER_HAVE_CUDA
 #include <cuda_runtime_api.h>
 
+#if defined(__SANITIZE_ADDRESS__)
+/* Under ASan on a real GPU, cudart maps memory into ASan's shadow gap
+ * unless told not to protect it (read by ASan before main). */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void) {
+    return "protect_shadow_gap=0";
+}
+#endif
+
 /* Guard zone per side, in bytes; filled with a byte no kernel writes. */
 #define TC_GUARD 256
 #define TC_GUARD_BYTE 0xA5
