@@ -9,7 +9,6 @@
 kinfer_err codec_decode_params(kinfer_codec_decoder *dec, codec_reader *r, const kinfer_param **out,
                                size_t *nout) {
     size_t count, n = 0, stored = 0;
-    char path[64];
     for (;;) {
         /* An entry is a key and a value, each at least one byte. */
         kinfer_err rc = codec_read_block(r, "parameters", 2, &count);
@@ -35,12 +34,9 @@ kinfer_err codec_decode_params(kinfer_codec_decoder *dec, codec_reader *r, const
             if ((rc = codec_read_bytes(r, "key", &prm.key)) != KINFER_OK ||
                 (rc = codec_read_bytes(r, "value", &prm.value)) != KINFER_OK)
                 return codec_error_path(r->err, rc, "parameters[%zu].", n);
-            if (!dec->has_soft) {
-                snprintf(path, sizeof(path), "parameters[%zu].key", n);
-                codec_check_text(dec, prm.key, dec->limits.max_name_bytes, path);
-                snprintf(path, sizeof(path), "parameters[%zu].value", n);
-                codec_check_text(dec, prm.value, dec->limits.max_string_bytes, path);
-            }
+            codec_check_text(dec, prm.key, dec->limits.max_name_bytes, "parameters[%zu].key", n);
+            codec_check_text(dec, prm.value, dec->limits.max_string_bytes, "parameters[%zu].value",
+                             n);
             if (n >= dec->limits.max_params) {
                 if (n == dec->limits.max_params)
                     codec_soft(dec, KINFER_ERR_TOO_LARGE, "parameters: more than %u entries",

@@ -81,16 +81,23 @@ void codec_soft(kinfer_codec_decoder *dec, kinfer_err code, const char *fmt, ...
     va_end(ap);
 }
 
-void codec_check_text(kinfer_codec_decoder *dec, kinfer_str s, size_t max, const char *path) {
+void codec_check_text(kinfer_codec_decoder *dec, kinfer_str s, size_t max, const char *path_fmt,
+                      ...) {
     if (dec->has_soft)
         return; /* only the first soft error is reported: skip the work */
-    if (s.len > max) {
+    size_t bad = 0;
+    bool too_long = s.len > max;
+    if (!too_long && codec_utf8_valid(s.ptr, s.len, &bad))
+        return;
+    char path[160];
+    va_list ap;
+    va_start(ap, path_fmt);
+    vsnprintf(path, sizeof(path), path_fmt, ap);
+    va_end(ap);
+    if (too_long)
         codec_soft(dec, KINFER_ERR_TOO_LARGE, "%s: %zu bytes, at most %zu allowed", path, s.len,
                    max);
-        return;
-    }
-    size_t bad;
-    if (!codec_utf8_valid(s.ptr, s.len, &bad))
+    else
         codec_soft(dec, KINFER_ERR_INVALID_REQUEST, "%s: invalid UTF-8 at byte %zu", path, bad);
 }
 

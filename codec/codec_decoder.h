@@ -36,8 +36,10 @@ void codec_soft(kinfer_codec_decoder *dec, kinfer_err code, const char *fmt, ...
     __attribute__((format(printf, 3, 4)));
 
 /* Checks a string field: length against max (TOO_LARGE) and UTF-8
- * (INVALID_REQUEST), both soft. path is the full field path. */
-void codec_check_text(kinfer_codec_decoder *dec, kinfer_str s, size_t max, const char *path);
+ * (INVALID_REQUEST), both soft. The path (printf format) is only formatted
+ * when the check fails, keeping snprintf off the hot path. */
+void codec_check_text(kinfer_codec_decoder *dec, kinfer_str s, size_t max, const char *path_fmt,
+                      ...) __attribute__((format(printf, 4, 5)));
 
 /* Decodes an array<Tensor> ("inputs" or "outputs") into dec->tensors and
  * validates each tensor. Returns a hard error only for malformed bytes or

@@ -73,12 +73,22 @@ static kinfer_err write_tensors(codec_buf *b, const kinfer_tensor *ts, size_t n,
         if (t->dtype != KINFER_DTYPE_STRING && t->nstrings)
             return kinfer_error_set(err, KINFER_ERR_INVALID_ARG,
                                     "%s[%zu].strings: only STRING tensors carry strings", field, i);
-        /* The numel bound only guards numel * size against overflow. */
-        if (kinfer_tensor_check(t, SIZE_MAX / 16, err) != KINFER_OK) {
+        /* The common case formats nothing; kinfer_tensor_check words a
+         * mismatch. The numel bound only guards numel * size against overflow. */
+        uint64_t numel;
+        bool ok =
+            t->ndim >= 0 && t->ndim <= KINFER_MAX_DIMS && (unsigned)t->dtype < KINFER_DTYPE_COUNT &&
+            kinfer_shape_numel(t->shape, t->ndim, SIZE_MAX / 16, &numel, NULL) == KINFER_OK &&
+            (t->dtype == KINFER_DTYPE_STRING ? t->nstrings == numel
+                                             : t->nbytes == numel * kinfer_dtype_size(t->dtype));
+        if (!ok && kinfer_tensor_check(t, SIZE_MAX / 16, err) != KINFER_OK) {
             if (err)
                 err->code = KINFER_ERR_INVALID_ARG;
             return codec_error_path(err, KINFER_ERR_INVALID_ARG, "%s[%zu]: ", field, i);
         }
+        if (!ok)
+            return kinfer_error_set(err, KINFER_ERR_INVALID_ARG, "%s[%zu]: inconsistent tensor",
+                                    field, i);
         if ((t->nbytes && !t->data) || (t->nstrings && !t->strings))
             return kinfer_error_set(err, KINFER_ERR_INVALID_ARG, "%s[%zu]: NULL data", field, i);
         codec_write_str(b, t->name);
@@ -119,6 +129,12 @@ kinfer_err kinfer_codec_response_encode(kinfer_codec_encoder *enc,
     if (resp->status < 0 || resp->status > 5)
         return kinfer_error_set(err, KINFER_ERR_INVALID_ARG, "status: %d is not a wire Status 0..5",
                                 resp->status);
+    /* Bare Avro starting with an empty id begins with 0x00, which every
+     * reader of kinfer framing takes for a Confluent header. */
+    if (resp->id.len == 0 && (!frame || frame->framing == KINFER_CODEC_FRAMING_BARE))
+        return kinfer_error_set(err, KINFER_ERR_INVALID_ARG,
+                                "id: must not be empty in a bare reply (it would read as "
+                                "Confluent framing)");
     kinfer_err rc = write_frame(b, frame, KINFER_CODEC_SCHEMA_RESPONSE, err);
     if (rc != KINFER_OK)
         return rc;

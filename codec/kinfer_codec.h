@@ -186,7 +186,9 @@ void kinfer_codec_decoder_destroy(kinfer_codec_decoder *dec);
  * On INVALID_REQUEST and TOO_LARGE the whole message was still parsed, so
  * out->id, model, model_version, reply_to, deadline_ms and priority are
  * filled (id may be empty) and the worker can send an error reply; inputs and
- * params may be partial. On DECODE/UNSUPPORTED *out is unspecified. */
+ * params may be partial. Exception: a message over max_message_bytes is not
+ * parsed at all (out is zeroed). On DECODE/UNSUPPORTED *out is unspecified.
+ * A tensor's shape[] entries past ndim are unspecified. */
 kinfer_err kinfer_codec_request_decode(kinfer_codec_decoder *dec, const uint8_t *msg, size_t len,
                                        kinfer_codec_request *out, kinfer_error *err);
 
@@ -205,7 +207,9 @@ void kinfer_codec_encoder_destroy(kinfer_codec_encoder *enc);
 
 /* Encodes resp with the given framing (NULL = bare). SINGLE_OBJECT writes
  * the response schema's fingerprint; CONFLUENT writes frame->schema_id as
- * given (the caller knows the response schema's registry id). On success
+ * given (the caller knows the response schema's registry id). An empty id
+ * is refused with BARE framing only (its 0x00 first byte would read as a
+ * Confluent header). On success
  * *out and *out_len view the encoder's buffer, valid until the next encode on
  * enc or its destroy. Fails with KINFER_ERR_INVALID_ARG when resp is
  * inconsistent (status outside 0..5, a tensor whose shape and data disagree,

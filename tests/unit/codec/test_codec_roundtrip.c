@@ -278,6 +278,11 @@ static void test_encoder_refuses_inconsistent_input(void **state) {
     resp.status = 6;
     expect_error(kinfer_codec_response_encode(enc, &resp, NULL, &msg, &len, &err), &err,
                  KINFER_ERR_INVALID_ARG, "status: 6 is not a wire Status");
+    resp = (kinfer_codec_response){.model = {"m", 1}};
+    expect_error(kinfer_codec_response_encode(enc, &resp, NULL, &msg, &len, &err), &err,
+                 KINFER_ERR_INVALID_ARG, "id: must not be empty in a bare reply");
+    kinfer_codec_frame cf = {.framing = KINFER_CODEC_FRAMING_CONFLUENT};
+    assert_int_equal(kinfer_codec_response_encode(enc, &resp, &cf, &msg, &len, &err), KINFER_OK);
     kinfer_codec_request req = {.model = {"m", 1}};
     expect_error(kinfer_codec_request_encode(enc, &req, NULL, &msg, &len, &err), &err,
                  KINFER_ERR_INVALID_ARG, "id: must not be empty");
