@@ -469,6 +469,65 @@ static void test_softmax_special_values(void **state) {
     assert_true(b[2] == 2.0f);
 }
 
+/* Inserts one space into a safetensors header (fixing the length prefix) so
+ * that every tensor's data lands on an odd address in the mapping. */
+static void misalign_file(const char *src, const char *dst) {
+    FILE *f = fopen(src, "rb");
+    assert_non_null(f);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *buf = malloc((size_t)len + 1);
+    assert_int_equal(fread(buf, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    uint64_t hlen = 0;
+    for (int i = 7; i >= 0; i--)
+        hlen = (hlen << 8) | buf[i];
+    uint64_t nh = hlen + 1;
+    for (int i = 0; i < 8; i++)
+        buf[i] = (uint8_t)(nh >> (8 * i));
+    f = fopen(dst, "wb");
+    fwrite(buf, 1, 8 + hlen, f);
+    fputc(' ', f);
+    fwrite(buf + 8 + hlen, 1, (size_t)len - 8 - hlen, f);
+    fclose(f);
+    free(buf);
+}
+
+static void test_f32_in_place_and_unaligned_copy(void **state) {
+    (void)state;
+    const uint32_t dims[] = {7, 13, 3};
+    tu_mlp ref;
+    tu_mlp_random(&ref, dims, 2, 1100, KINFER_DTYPE_FP32);
+    char a[600], b[600];
+    snprintf(a, sizeof(a), "%s/aligned.st", dir);
+    snprintf(b, sizeof(b), "%s/unaligned.st", dir);
+    assert_int_equal(tu_mlp_write(&ref, a, KINFER_DTYPE_FP32, NULL, NULL), KINFER_OK);
+    misalign_file(a, b);
+    kinfer_model_options o;
+    memset(&o, 0, sizeof(o));
+    o.path = a;
+    mlp_model *ma, *mb;
+    kinfer_error err;
+    assert_int_equal(mlp_model_load(&o, &ma, &err), KINFER_OK);
+    o.path = b;
+    assert_int_equal(mlp_model_load(&o, &mb, &err), KINFER_OK);
+    /* aligned F32 is used from the mapping; misaligned is copied */
+    assert_null(ma->owned);
+    assert_ptr_equal(ma->layers[0].weight,
+                     kinfer_safetensors_find(ma->file, "layers.0.weight")->data);
+    assert_non_null(mb->owned);
+    assert_true((uintptr_t)kinfer_safetensors_find(mb->file, "layers.0.weight")->data % 4 != 0);
+    for (int l = 0; l < 2; l++) {
+        assert_memory_equal(ma->layers[l].weight, ref.w[l], dims[l] * dims[l + 1] * 4);
+        assert_memory_equal(mb->layers[l].weight, ref.w[l], dims[l] * dims[l + 1] * 4);
+        assert_memory_equal(mb->layers[l].bias, ref.b[l], dims[l + 1] * 4);
+    }
+    mlp_model_destroy(ma);
+    mlp_model_destroy(mb);
+    tu_mlp_free(&ref);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_odd_sizes),
@@ -482,6 +541,7 @@ int main(void) {
         cmocka_unit_test(test_per_item_failure_and_limits),
         cmocka_unit_test(test_example_model),
         cmocka_unit_test(test_softmax_special_values),
+        cmocka_unit_test(test_f32_in_place_and_unaligned_copy),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
