@@ -216,6 +216,15 @@ static void test_not_json(void **state) {
     assert_int_equal(kinfer_safetensors_open_memory(buf, len, "hostile.st", &st, &err),
                      KINFER_ERR_MODEL_LOAD);
     free(buf);
+    /* nesting deep enough to overflow a naive recursive parser's stack */
+    size_t depth = 100000;
+    char *deep = malloc(2 * depth + 16);
+    strcpy(deep, "{\"a\":");
+    memset(deep + 5, '[', depth);
+    memset(deep + 5 + depth, ']', depth);
+    strcpy(deep + 5 + 2 * depth, "}");
+    expect_bad(deep, 0, UINT64_MAX, "not valid JSON", NULL);
+    free(deep);
     /* a valid object followed by more JSON */
     expect_bad("{} {}", 0, UINT64_MAX, "not valid JSON", NULL);
 }
