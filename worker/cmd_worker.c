@@ -263,6 +263,7 @@ int kinfer_cmd_worker(int argc, char **argv) {
             return 1;
         }
         opts.brokers_override = kinfer_worker_embedded_bootstrap(emb);
+        opts.embedded = true;
     }
 
     struct sigaction sa;

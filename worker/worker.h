@@ -10,6 +10,7 @@
 #define KINFER_WORKER_H
 
 #include <signal.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -21,6 +22,7 @@ typedef struct kinfer_worker kinfer_worker;
 /* Process-level settings that are not (yet) config keys. */
 typedef struct kinfer_worker_options {
     const char *brokers_override; /* non-NULL: use instead of cfg->kafka.brokers */
+    bool embedded;                /* brokers_override is the in-process cluster */
     uint32_t max_in_flight;       /* consumed, unacknowledged requests before pausing; 0 = auto */
     uint64_t max_in_flight_bytes; /* same in message bytes; 0 = 256 MiB */
     /* Checked by the poll loop; the signal handler sets it (async-signal-safe). */

@@ -77,6 +77,10 @@ static kinfer_err consumer_new(kinfer_worker *w, kinfer_error *err) {
         rc = conf_set(conf, "partition.assignment.strategy",
                       kinfer_config_assignment_rdkafka(cfg->kafka.assignment_strategy), "consumer",
                       err);
+    /* The embedded cluster does not wake long-polling fetches when data
+     * arrives; short fetch waits keep its round trips interactive. */
+    if (rc == KINFER_OK && w->opts.embedded)
+        rc = conf_set(conf, "fetch.wait.max.ms", "10", "consumer", err);
     if (rc == KINFER_OK)
         rc = common_conf(w, conf, "consumer", err);
     if (rc == KINFER_OK)

@@ -1,0 +1,38 @@
+/* client_kafka.h — the Kafka side of `kinfer send` and `kinfer bench`: a
+ * producer for requests and a consumer that reads the reply topic from its
+ * current end (assigned, no group membership), set up before the first
+ * request goes out so that no reply can be missed. Not the worker's clients. */
+#ifndef KINFER_CLIENT_KAFKA_H
+#define KINFER_CLIENT_KAFKA_H
+
+#include <stdint.h>
+
+#include <librdkafka/rdkafka.h>
+
+#include "kinfer/kinfer_error.h"
+
+typedef struct kinfer_client {
+    rd_kafka_t *producer;
+    rd_kafka_t *consumer;
+    rd_kafka_queue_t *replies; /* the consumer's queue */
+    int reply_partitions;
+    /* Delivery reports of requests (served by rd_kafka_poll on producer). */
+    uint64_t delivered, failed;
+    char last_error[256];
+} kinfer_client;
+
+/* props: "key=value" librdkafka properties for both clients (may be NULL).
+ * Waits up to timeout_ms for the reply topic's metadata (asking the broker
+ * to create it when it does not exist and the broker allows it). */
+kinfer_err kinfer_client_open(kinfer_client *c, const char *brokers, const char *reply_topic,
+                              const char *const *props, size_t nprops, int timeout_ms,
+                              kinfer_error *err);
+void kinfer_client_close(kinfer_client *c);
+
+/* Produces one request (value copied; headers taken over even on failure).
+ * Retries while the local queue is full. */
+kinfer_err kinfer_client_produce(kinfer_client *c, const char *topic, const void *key,
+                                 size_t key_len, const void *value, size_t len,
+                                 rd_kafka_headers_t *hdrs, kinfer_error *err);
+
+#endif
