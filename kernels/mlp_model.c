@@ -139,6 +139,9 @@ static kinfer_err check_layers(mlp_model *m, const kinfer_safetensors *st, kinfe
             break;
         L++;
     }
+    snprintf(name, sizeof(name), "layers.%u.weight", L);
+    if (L == MLP_MAX_LAYERS && kinfer_safetensors_find(st, name))
+        return load_error(err, path, "more than %u layers", MLP_MAX_LAYERS);
     if (L == 0)
         return load_error(err, path,
                           "no tensor 'layers.0.weight' (an mlp file holds layers.{i}.weight "
