@@ -319,7 +319,7 @@ static int deadline_run(const opts *o, slot *one, double rate, int64_t deadline_
     kinfer_engine_shutdown(engine, 10000);
     printf("deadline %lld ms at %.0f req/s: %llu sent, %llu on time, %llu OK but late (worst "
            "%.2f ms), %llu expired in queue, %llu refused at submit; %.1f rows/batch; estimate "
-           "1 row %.3f ms, 64 rows %.3f ms\n",
+           "1 row %.3f ms, 64 rows %.3f ms; dispatch lag %.3f ms\n",
            (long long)deadline_ms, rate, (unsigned long long)sent,
            (unsigned long long)atomic_load(&d.ok_on_time),
            (unsigned long long)atomic_load(&d.ok_late), atomic_load(&d.worst_late_us) / 1000.0,

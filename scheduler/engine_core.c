@@ -269,6 +269,8 @@ kinfer_err kinfer_engine_new_with_ops(const kinfer_engine_config *cfg, const sch
     engine->callback_ctx = cfg->callback_ctx;
     engine->accepting = true;
     engine->sched_wake_at = INT64_MIN;
+    sched_latency_init(&engine->wake_lag, 0);
+    sched_latency_init(&engine->handoff_lag, 0);
     atomic_init(&engine->in_flight, 0);
     pthread_mutex_init(&engine->mu, NULL);
     pthread_condattr_t ca;
@@ -550,6 +552,7 @@ kinfer_err kinfer_engine_stats_get(const kinfer_engine *engine, size_t index,
     out->latency_samples = sched_latency_samples(&m->latency);
     out->latency_estimate_1_us = sched_latency_estimate(&m->latency, 1);
     out->latency_estimate_max_us = sched_latency_estimate(&m->latency, m->max_batch_size);
+    out->dispatch_lag_us = sched_engine_dispatch_lag(e);
     pthread_mutex_unlock(&e->mu);
     return KINFER_OK;
 }

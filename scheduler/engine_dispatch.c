@@ -46,7 +46,7 @@ static uint64_t batch_tokens(uint64_t rows, uint32_t max_len, uint64_t sum_token
 
 /* Moves the EDF prefix that fits onto rep. Never splits a request; stops at
  * the first one that does not fit so that no later deadline overtakes it. */
-static void form_batch(sched_model *m, sched_replica *rep) {
+static void form_batch(sched_model *m, sched_replica *rep, int64_t now) {
     uint64_t rows = 0, sum_tokens = 0;
     uint32_t max_len = 0;
     rep->nreqs = 0;
@@ -71,6 +71,7 @@ static void form_batch(sched_model *m, sched_replica *rep) {
     }
     rep->rows = (uint32_t)rows;
     rep->busy = true;
+    rep->assigned_at = now;
     m->batches++;
     m->rows += rows;
 }
@@ -80,8 +81,16 @@ static void push_list(sched_req **list, sched_req *r) {
     *list = r;
 }
 
+int64_t sched_engine_dispatch_lag(const kinfer_engine *engine) {
+    if (engine->opts.manual)
+        return 0;
+    return sched_latency_estimate(&engine->wake_lag, 1) +
+           sched_latency_estimate(&engine->handoff_lag, 1);
+}
+
 int64_t sched_engine_pass(kinfer_engine *engine, int64_t now, sched_pass_out *out) {
     int64_t next = INT64_MAX;
+    int64_t margin = engine->opts.deadline_margin_us + sched_engine_dispatch_lag(engine);
     bool abort_all = engine->draining && kinfer_mono_us() >= engine->drain_deadline_mono_us;
     for (size_t i = 0; i < engine->nmodels; i++) {
         sched_model *m = &engine->models[i];
@@ -110,7 +119,7 @@ int64_t sched_engine_pass(kinfer_engine *engine, int64_t now, sched_pass_out *ou
                 .max_batch_tokens = m->max_batch_tokens,
                 .max_queue_delay_us = m->max_queue_delay_us,
                 .estimate_us = sched_latency_estimate(&m->latency, prospective_rows(m)),
-                .margin_us = engine->opts.deadline_margin_us,
+                .margin_us = margin,
                 .draining = engine->draining,
             };
             int64_t wake;
@@ -123,7 +132,7 @@ int64_t sched_engine_pass(kinfer_engine *engine, int64_t now, sched_pass_out *ou
             sched_replica *rep = pick_replica(engine, m);
             if (!rep)
                 break; /* a finishing batch signals the scheduler */
-            form_batch(m, rep);
+            form_batch(m, rep, now);
             changed = true;
             if (kinfer_log_enabled(KINFER_LOG_DEBUG))
                 KINFER_LOGD("engine.dispatch", "model=%s device=%s trigger=%s requests=%zu rows=%u",

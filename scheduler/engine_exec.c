@@ -56,6 +56,8 @@ void sched_replica_run(sched_replica *rep) {
      * make it promise too much. */
     if (rc == KINFER_OK && compute >= 0)
         sched_latency_record(&m->latency, rep->rows, compute);
+    if (!engine->opts.manual && start >= rep->assigned_at)
+        sched_latency_record(&engine->handoff_lag, 1, start - rep->assigned_at);
     pthread_mutex_unlock(&engine->mu);
     if (compute < 0)
         compute = 0;
@@ -215,9 +217,15 @@ static void timed_wait(kinfer_engine *engine, int64_t now, int64_t wake) {
 
 void *sched_scheduler_thread(void *arg) {
     kinfer_engine *engine = arg;
+    int64_t timer = INT64_MAX; /* the timed event the last wait was for */
     pthread_mutex_lock(&engine->mu);
     while (!engine->stop_threads) {
         int64_t now = engine_now(engine);
+        /* Woken at or after the timer (by it or by a signal after it):
+         * how late the timer fired is a sample of the wake-up lag. */
+        if (timer != INT64_MAX && now >= timer)
+            sched_latency_record(&engine->wake_lag, 1, now - timer);
+        timer = INT64_MAX;
         sched_pass_out out = {.ready = engine->ready_scratch, .ready_cap = engine->nreplicas_total};
         int64_t wake = sched_engine_pass(engine, now, &out);
         for (size_t i = 0; i < out.nready; i++)
@@ -239,6 +247,7 @@ void *sched_scheduler_thread(void *arg) {
             continue;
         }
         engine->sched_wake_at = wake; /* executors signal only to move it earlier */
+        timer = wake;
         timed_wait(engine, now, wake);
         engine->sched_wake_at = INT64_MIN;
     }

@@ -55,8 +55,9 @@ typedef struct sched_replica {
     struct sched_model *model;
     void *handle;
     char device[SCHED_DEVICE_NAME_MAX];
-    bool busy;        /* a batch is assigned or running */
-    sched_req **reqs; /* the assigned batch, max_batch_size entries */
+    bool busy;           /* a batch is assigned or running */
+    int64_t assigned_at; /* engine clock when the current batch was assigned */
+    sched_req **reqs;    /* the assigned batch, max_batch_size entries */
     size_t nreqs;
     uint32_t rows;
     kinfer_batch_item *items; /* max_batch_size entries, reused per batch */
@@ -113,6 +114,10 @@ struct kinfer_engine {
     pthread_t sched_thread;
     bool sched_started;
     int64_t sched_wake_at; /* engine-clock time the scheduler sleeps until; INT64_MIN awake */
+    /* Threaded mode: how late the scheduler thread wakes after its timer
+     * and how long an assigned batch waits for its executor to start. Both
+     * widen the deadline margin, since the compute estimate covers neither. */
+    sched_latency wake_lag, handoff_lag;
     sched_replica **ready_scratch; /* nreplicas_total entries, for sched_engine_pass */
     size_t nreplicas_total;
 };
@@ -145,6 +150,9 @@ typedef struct sched_pass_out {
     sched_req *aborted; /* shutdown leftovers, linked through `newer` */
 } sched_pass_out;
 int64_t sched_engine_pass(kinfer_engine *engine, int64_t now, sched_pass_out *out);
+/* Smoothed timer + hand-off lag added to the deadline margin (0 in manual
+ * mode, where neither exists). Under the lock. */
+int64_t sched_engine_dispatch_lag(const kinfer_engine *engine);
 
 /* engine_exec.c */
 /* Runs the replica's assigned batch (no lock held), completes its requests

@@ -185,6 +185,11 @@ static void test_expiry_by_timer_thread(void **state) {
     assert_int_equal(e->reqs[1].status, KINFER_ERR_DEADLINE_EXCEEDED);
     assert_true(e->reqs[1].completed_at >= deadline);
     assert_int_equal(e->reqs[0].completions, 0); /* still blocked */
+    /* the timer's wake-up was measured, to widen later deadline margins */
+    pthread_mutex_lock(&e->engine->mu);
+    assert_true(sched_latency_samples(&e->engine->wake_lag) >= 1);
+    assert_true(sched_engine_dispatch_lag(e->engine) >= 0);
+    pthread_mutex_unlock(&e->engine->mu);
     fake_gate(&e->fake, false);
     kinfer_engine_shutdown(e->engine, 1000);
     assert_int_equal(e->reqs[0].status, KINFER_OK);
