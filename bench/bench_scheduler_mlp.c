@@ -325,7 +325,7 @@ static int deadline_run(const opts *o, slot *one, double rate, int64_t deadline_
            (unsigned long long)atomic_load(&d.ok_late), atomic_load(&d.worst_late_us) / 1000.0,
            (unsigned long long)atomic_load(&d.expired), (unsigned long long)refused,
            st.batches ? (double)st.rows / (double)st.batches : 0, st.latency_estimate_1_us / 1000.0,
-           st.latency_estimate_max_us / 1000.0);
+           st.latency_estimate_max_us / 1000.0, st.dispatch_lag_us / 1000.0);
     kinfer_engine_destroy(engine);
     return atomic_load(&d.other) ? -1 : 0;
 }
