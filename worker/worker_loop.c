@@ -13,6 +13,9 @@
 
 static void *dr_main(void *arg) {
     kinfer_worker *w = arg;
+    /* Named so that per-thread CPU accounting (bench/pipeline_bench.sh) can
+     * tell the Kafka side from the engine threads. */
+    pthread_setname_np(pthread_self(), "kinfer-dr");
     while (!atomic_load(&w->dr_stop))
         rd_kafka_poll(w->producer, 50);
     rd_kafka_poll(w->producer, 0);
