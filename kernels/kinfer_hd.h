@@ -25,8 +25,9 @@ typedef enum kinfer_activation {
     KINFER_ACT_COUNT
 } kinfer_activation;
 
+/* Written as "x < 0 ? 0 : x" so NaN propagates, as PyTorch's relu does. */
 KINFER_HD float kinfer_relu(float x) {
-    return x > 0.0f ? x : 0.0f;
+    return x < 0.0f ? 0.0f : x;
 }
 
 KINFER_HD float kinfer_gelu_erf(float x) {
