@@ -13,7 +13,7 @@ static const char *short_path(const char *file) {
     const char *p = last;
     while (p > file && p[-1] != '/')
         p--;
-    return p > file ? p : last + 1;
+    return p; /* at most "dir/name": the whole text when it is no longer */
 }
 
 kinfer_err kinfer_cuda_check(kinfer_error *err, int device, const char *call, cudaError_t rc,

@@ -13,14 +13,16 @@
 # then the device tool's call (one call, everything in it):
 #     run(command="bash tests/gpu/run.sh", carry=[".gpu-deps"], timeout_s=540)
 # Logs and the summary land in $OUT (the device tool brings them back;
-# default ./gpu-out when $OUT is unset).
+# default build-gpu/out when $OUT is unset).
 #
 # Env: KINFER_GPU_DEPS (default .gpu-deps), KINFER_CUDA_ROOT (toolkit to use),
-#      KINFER_GPU_BUILD (default build-gpu), KINFER_GPU_BENCH_MS (default 200).
+#      KINFER_GPU_BUILD (default build-gpu), KINFER_GPU_BENCH_MS (default 200),
+#      KINFER_GPU_WERROR (default OFF: CI enforces -Werror; here a warning in
+#      an unrelated file must not hide the GPU results).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 t_start=$(date +%s)
-out=${OUT:-$PWD/gpu-out}
+out=${OUT:-$PWD/${KINFER_GPU_BUILD:-build-gpu}/out}
 mkdir -p "$out"
 deps=$(cd "${KINFER_GPU_DEPS:-.gpu-deps}" 2>/dev/null && pwd || true)
 build=${KINFER_GPU_BUILD:-build-gpu}
@@ -52,7 +54,7 @@ if [ -z "$deps" ] || [ ! -f "$deps/include/cblas.h" ]; then
 fi
 export PKG_CONFIG_PATH="$deps/lib/pkgconfig${PKG_CONFIG_PATH:+:$PKG_CONFIG_PATH}"
 export LD_LIBRARY_PATH="$deps/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-command -v pkg-config >/dev/null 2>&1 || export PATH="$deps/bin:$PATH"
+pkg-config --version >/dev/null 2>&1 || export PATH="$deps/bin:$PATH"
 
 has_cublas() { [ -f "$1/include/cublas_v2.h" ] || [ -f "$1/targets/x86_64-linux/include/cublas_v2.h" ]; }
 cuda_root=""
@@ -96,7 +98,7 @@ sum "toolkit    : $cuda_root (nvcc $nvcc_ver), cmake $(cmake --version | head -1
 
 # --- 2. configure + build (engine only, CUDA ON) ------------------------------
 t0=$(date +%s)
-if cmake -S . -B "$build" -DKINFER_ENGINE_ONLY=ON -DKINFER_CUDA=ON -DKINFER_WERROR=ON \
+if cmake -S . -B "$build" -DKINFER_ENGINE_ONLY=ON -DKINFER_CUDA=ON -DKINFER_WERROR="${KINFER_GPU_WERROR:-OFF}" \
     -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps" -DCUDAToolkit_ROOT="$cuda_root" \
     -DCMAKE_CUDA_ARCHITECTURES="${cc}-real" >"$out/configure.log" 2>&1; then
     sum "configure  : OK ($(($(date +%s) - t0)) s, engine-only, CUDA ON, sm_$cc)"
@@ -106,14 +108,27 @@ else
     cat "$summary"
     exit 1
 fi
+# What the GPU check needs is built first and must succeed; the rest of the
+# engine-only tree (CPU unit tests) is best effort, so a broken unrelated
+# file cannot hide the GPU results.
+cuda_tests=$(cd tests/unit/kernels && ls test_cuda_*.c | sed 's/\.c$//' | tr '\n' ' ')
 t0=$(date +%s)
-if cmake --build "$build" -j"$(nproc)" >"$out/build.log" 2>&1; then
-    sum "build      : OK ($(($(date +%s) - t0)) s)"
+# shellcheck disable=SC2086
+if cmake --build "$build" -j"$(nproc)" --target kinfer_engine bench_kernels_gpu_mlp $cuda_tests \
+    >"$out/build.log" 2>&1; then
+    sum "build      : OK ($(($(date +%s) - t0)) s: kinfer_engine, bench_kernels_gpu_mlp, $cuda_tests)"
 else
     sum "build      : FAILED (see build.log)"
     grep -E 'error|Error' "$out/build.log" | head -30
     cat "$summary"
     exit 1
+fi
+t0=$(date +%s)
+if cmake --build "$build" -j"$(nproc)" -- -k >>"$out/build.log" 2>&1; then
+    sum "build rest : OK ($(($(date +%s) - t0)) s, every engine-only target)"
+else
+    sum "build rest : FAILED, CPU tests incomplete: $(grep -m1 -E 'error' "$out/build.log")"
+    status=1
 fi
 say "built in $build"
 

@@ -21,7 +21,7 @@ EOF
 chmod +x "$fake/nvidia-smi"
 multiarch=$(gcc -print-multiarch 2>/dev/null || echo x86_64-linux-gnu)
 export SIM_LIBDIR=/usr/lib/$multiarch SIM_MULTIARCH=$multiarch SIM_FAKE=$fake
-export OUT=${OUT:-$PWD/gpu-out-sim}
+export OUT=${OUT:-/tmp/kinfer-gpu-out-sim}
 export KINFER_GPU_BUILD=${KINFER_GPU_BUILD:-build-gpu-sim}
 # The toolkit: whatever scripts/setup-cuda.sh recorded.
 export KINFER_CUDA_ROOT=${KINFER_CUDA_ROOT:-$(scripts/setup-cuda.sh --root)}
@@ -39,6 +39,6 @@ hide /usr/include/jansson.h /usr/include/jansson_config.h /usr/include/cmocka.h 
      $SIM_LIBDIR/pkgconfig/jansson.pc $SIM_LIBDIR/pkgconfig/libutf8proc.pc \
      $SIM_LIBDIR/pkgconfig/cmocka.pc /usr/bin/pkg-config /usr/bin/pkgconf \
      /usr/bin/$SIM_MULTIARCH-pkg-config
-echo "simulate: Debian copies hidden; pkg-config on PATH: $(command -v pkg-config || echo none)"
+echo "simulate: Debian copies hidden; system pkg-config $(pkg-config --version >/dev/null 2>&1 && echo works || echo hidden)"
 PATH="$SIM_FAKE:$PATH" bash tests/gpu/run.sh
 '
