@@ -2,9 +2,10 @@
  * Each bucket keeps a point (smoothed rows, smoothed time); an estimate
  * interpolates linearly between the measured points around the asked size,
  * uses the smallest point below the first one (compute time only grows
- * with rows, so this over-estimates, which is the safe side for deadlines)
- * and scales from the largest point through the origin above the last one
- * (also an over-estimate when time = fixed + per-row cost). */
+ * with rows, so this over-estimates, which is the safe side for deadlines);
+ * above the last one it extends the line through the two largest points,
+ * or, with a single point, scales it through the origin (an over-estimate
+ * when time = fixed + per-row cost). */
 #include "sched_latency.h"
 
 #include <math.h>
@@ -48,14 +49,15 @@ static double point_us(const sched_latency_bucket *b) {
 }
 
 int64_t sched_latency_estimate(const sched_latency *lat, uint32_t rows) {
-    const sched_latency_bucket *below = NULL, *above = NULL;
+    const sched_latency_bucket *below = NULL, *below2 = NULL, *above = NULL;
     for (int k = 0; k < SCHED_LATENCY_BUCKETS; k++) {
         const sched_latency_bucket *b = &lat->bucket[k];
         if (!b->samples)
             continue;
-        if (b->rows <= rows)
+        if (b->rows <= rows) {
+            below2 = below;
             below = b; /* the last one at or below */
-        else if (!above)
+        } else if (!above)
             above = b; /* the first one above */
     }
     double est;
@@ -63,7 +65,20 @@ int64_t sched_latency_estimate(const sched_latency *lat, uint32_t rows) {
         return lat->prior_us;
     if (!below)
         est = point_us(above);
-    else if (!above)
+    else if (!above && below2 && below->rows > below2->rows) {
+        /* Past the largest point: continue the line through the two largest
+         * points (compute is close to fixed + per-row cost). Scaling one
+         * small, noisy point through the origin instead was observed to
+         * predict 385 ms for 64 rows from a 2-row spike, which disabled
+         * batching for deadline traffic after a quiet period. The slope is
+         * never taken below the origin line's through the largest point
+         * divided by 4, nor negative. */
+        double slope = (point_us(below) - point_us(below2)) / (below->rows - below2->rows);
+        double floor_slope = point_us(below) / below->rows / 4;
+        if (slope < floor_slope)
+            slope = floor_slope;
+        est = point_us(below) + slope * ((double)rows - below->rows);
+    } else if (!above)
         est = point_us(below) * ((double)rows / below->rows);
     else {
         double t = ((double)rows - below->rows) / (above->rows - below->rows);

@@ -112,10 +112,20 @@ static void test_latency_prior_then_measured(void **state) {
     int64_t e32 = sched_latency_estimate(&lat, 32);
     int64_t want = 100 + (int64_t)((31.0 / 63.0) * 800);
     assert_in_range(e32, want - 2, want + 3);
-    /* Above the last point: scaled from the largest through the origin,
-     * an over-estimate of a fixed+per-row cost. */
+    /* Above the last point: the line through the two largest points. */
     int64_t e128 = sched_latency_estimate(&lat, 128);
-    assert_in_range(e128, 1800, 1806);
+    int64_t want128 = 900 + (int64_t)(800.0 / 63.0 * 64);
+    assert_in_range(e128, want128 - 2, want128 + 3);
+    /* ...but never flatter than a quarter of the origin line: a noisy
+     * large point cannot make bigger batches look free. */
+    sched_latency flat;
+    sched_latency_init(&flat, 1);
+    for (int i = 0; i < 200; i++) {
+        sched_latency_record(&flat, 1, 1000);
+        sched_latency_record(&flat, 64, 1000);
+    }
+    int64_t f128 = sched_latency_estimate(&flat, 128);
+    assert_in_range(f128, 1245, 1255); /* 1000 + (1000 / 64 / 4) * 64 */
 }
 
 static void test_latency_first_sample_is_conservative(void **state) {
@@ -127,6 +137,8 @@ static void test_latency_first_sample_is_conservative(void **state) {
     assert_int_equal(sched_latency_estimate(&lat, 8), 2000);
     /* below the only point: the point's value (compute time grows with rows) */
     assert_int_equal(sched_latency_estimate(&lat, 1), 2000);
+    /* above the only point: scaled through the origin */
+    assert_int_equal(sched_latency_estimate(&lat, 16), 4000);
     /* a jump raises the deviation, and with it the estimate */
     for (int i = 0; i < 50; i++)
         sched_latency_record(&lat, 8, 1000);
