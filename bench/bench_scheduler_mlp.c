@@ -158,7 +158,15 @@ typedef struct result {
     double rps, p50_ms, p99_ms, mean_batch;
     double compute_ms;  /* mean batch compute time seen by requests */
     double estimate_ms; /* the engine's estimate for a full batch at the end */
+    double cpu_us;      /* process CPU time (user + sys, all threads) per request */
 } result;
+
+static int64_t cpu_time_us(void) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    return (int64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000 + ru.ru_utime.tv_usec +
+           ru.ru_stime.tv_usec;
+}
 
 static int run_once(const opts *o, uint32_t cap, slot *slots, int64_t *lat, result *res) {
     load l;
@@ -173,10 +181,10 @@ static int run_once(const opts *o, uint32_t cap, slot *slots, int64_t *lat, resu
             return -1;
     sleep_us(300000); /* warm-up: estimator, caches, BLAS threads */
     atomic_store(&l.measuring, true);
-    int64_t t0 = kinfer_mono_us();
+    int64_t t0 = kinfer_mono_us(), c0 = cpu_time_us();
     sleep_us(o->duration_ms * 1000);
     atomic_store(&l.measuring, false);
-    int64_t t1 = kinfer_mono_us();
+    int64_t t1 = kinfer_mono_us(), c1 = cpu_time_us();
     uint64_t done = atomic_load(&l.done);
     kinfer_engine_stats st;
     kinfer_engine_stats_get(l.engine, 0, &st);
@@ -199,6 +207,7 @@ static int run_once(const opts *o, uint32_t cap, slot *slots, int64_t *lat, resu
     res->p99_ms = lat[(n * 99) / 100] / 1000.0;
     res->mean_batch = (double)atomic_load(&l.batch_rows) / (double)done;
     res->compute_ms = (double)atomic_load(&l.compute_sum) / (double)done / 1000.0;
+    res->cpu_us = (double)(c1 - c0) / (double)done;
     return 0;
 }
 
@@ -435,11 +444,11 @@ int main(int argc, char **argv) {
     static const uint32_t caps[] = {1, 8, 64, 256};
     double base = 0;
     int rc = 0;
-    printf("%-6s %10s %9s %9s %10s %8s %10s %10s   runs (req/s)\n", "cap", "req/s", "p50 ms",
-           "p99 ms", "rows/batch", "x cap 1", "compute ms", "estim. ms");
+    printf("%-6s %10s %9s %9s %10s %8s %10s %10s %11s   runs (req/s)\n", "cap", "req/s", "p50 ms",
+           "p99 ms", "rows/batch", "x cap 1", "compute ms", "estim. ms", "cpu us/req");
     for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++) {
         result r[15];
-        double rps[15], p50[15], p99[15], mb[15], cm[15], em[15];
+        double rps[15], p50[15], p99[15], mb[15], cm[15], em[15], cu[15];
         for (int k = 0; k < o.runs; k++) {
             if (run_once(&o, caps[c], slots, lat, &r[k]) != 0) {
                 rc = 1;
@@ -451,6 +460,7 @@ int main(int argc, char **argv) {
             mb[k] = r[k].mean_batch;
             cm[k] = r[k].compute_ms;
             em[k] = r[k].estimate_ms;
+            cu[k] = r[k].cpu_us;
         }
         char runs_txt[256] = "";
         for (int k = 0; k < o.runs; k++) {
@@ -463,12 +473,13 @@ int main(int argc, char **argv) {
         qsort(mb, o.runs, sizeof(double), cmp_double);
         qsort(cm, o.runs, sizeof(double), cmp_double);
         qsort(em, o.runs, sizeof(double), cmp_double);
+        qsort(cu, o.runs, sizeof(double), cmp_double);
         double med = rps[o.runs / 2];
         if (caps[c] == 1)
             base = med;
         int h = o.runs / 2;
-        printf("%-6u %10.0f %9.2f %9.2f %10.1f %7.1fx %10.3f %10.3f   %s\n", caps[c], med, p50[h],
-               p99[h], mb[h], base > 0 ? med / base : 0, cm[h], em[h], runs_txt);
+        printf("%-6u %10.0f %9.2f %9.2f %10.1f %7.1fx %10.3f %10.3f %11.1f   %s\n", caps[c], med,
+               p50[h], p99[h], mb[h], base > 0 ? med / base : 0, cm[h], em[h], cu[h], runs_txt);
         fflush(stdout);
     }
     if (o.flood > 0 && flood(&o, &slots[0]) != 0)
