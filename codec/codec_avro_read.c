@@ -103,6 +103,13 @@ kinfer_err codec_read_index(codec_reader *r, const char *field, const char *what
     return KINFER_OK;
 }
 
+/* Whether count items of at least min bytes each cannot fit in avail bytes.
+ * A multiply with an overflow check: a division here showed in profiles. */
+static inline bool codec_items_exceed(uint64_t count, size_t min, size_t avail) {
+    uint64_t need;
+    return __builtin_mul_overflow(count, (uint64_t)min, &need) || need > avail;
+}
+
 kinfer_err codec_read_block(codec_reader *r, const char *field, size_t min_item_bytes,
                             size_t *count) {
     size_t start = codec_reader_offset(r);
@@ -121,13 +128,13 @@ kinfer_err codec_read_block(codec_reader *r, const char *field, size_t min_item_
         rc = codec_read_len(r, field, &bsize);
         if (rc != KINFER_OK)
             return codec_error_path(r->err, rc, "%s", "block size of ");
-        if (min_item_bytes && (uint64_t)v > bsize / min_item_bytes)
+        if (codec_items_exceed((uint64_t)v, min_item_bytes, bsize))
             return kinfer_error_set(r->err, KINFER_ERR_DECODE,
                                     "%s: block at byte %zu declares %lld items in %zu bytes", field,
                                     start, (long long)v, bsize);
     }
     size_t left = codec_reader_left(r);
-    if (min_item_bytes && (uint64_t)v > left / min_item_bytes)
+    if (codec_items_exceed((uint64_t)v, min_item_bytes, left))
         return kinfer_error_set(r->err, KINFER_ERR_DECODE,
                                 "%s: truncated at byte %zu: block declares %lld items, %zu bytes "
                                 "remain",
