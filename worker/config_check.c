@@ -16,6 +16,22 @@ bool kinfer_config_check_nonempty(const char *value, char *why, size_t whylen) {
     return false;
 }
 
+/* Text that goes to librdkafka or into logs: printable ASCII only, so a
+ * stray control or binary byte fails here rather than at connect time. */
+bool kinfer_config_check_printable(const char *value, char *why, size_t whylen) {
+    for (const unsigned char *p = (const unsigned char *)value; *p; p++)
+        if (*p < 0x20 || *p > 0x7e) {
+            snprintf(why, whylen, "only printable ASCII is allowed (found byte 0x%02x)", *p);
+            return false;
+        }
+    return true;
+}
+
+bool kinfer_config_check_group(const char *value, char *why, size_t whylen) {
+    return kinfer_config_check_nonempty(value, why, whylen) &&
+           kinfer_config_check_printable(value, why, whylen);
+}
+
 /* Kafka's rule: 1..249 of [A-Za-z0-9._-], and not "." or "..". */
 static bool topic_name_ok(const char *value, size_t len, char *why, size_t whylen) {
     if (len == 0 || len > 249) {

@@ -239,6 +239,8 @@ static void allowed_doc(FILE *out, const kinfer_config_prop *p) {
         const char *doc;
     } checks[] = {
         {kinfer_config_check_nonempty, "not empty"},
+        {kinfer_config_check_printable, "printable ASCII"},
+        {kinfer_config_check_group, "not empty, printable ASCII"},
         {kinfer_config_check_topic, "topic names"},
         {kinfer_config_check_topic_pattern, "regex starting with `^`"},
         {kinfer_config_check_topic_template, "topic name; `{topic}` allowed"},

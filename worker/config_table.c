@@ -62,6 +62,7 @@ const kinfer_config_prop kinfer_config_props[] = {
      STRING,
      ROOT(kafka.brokers),
      .def = "\"\"",
+     .check = kinfer_config_check_printable,
      .description = "Bootstrap servers, `host:port[,host:port...]` (librdkafka "
                     "`bootstrap.servers`). Empty: run an embedded in-process Kafka cluster "
                     "instead of connecting anywhere."},
@@ -69,7 +70,7 @@ const kinfer_config_prop kinfer_config_props[] = {
      STRING,
      ROOT(kafka.group),
      .def = "\"kinfer\"",
-     .check = kinfer_config_check_nonempty,
+     .check = kinfer_config_check_group,
      .description = "Consumer group id. Every worker of one fleet uses the same group; Kafka "
                     "spreads the request partitions over them."},
     {.name = "kafka.topics",

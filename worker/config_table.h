@@ -112,6 +112,8 @@ const char *kinfer_config_reserved_rdkafka_key(const char *key);
 
 /* Validators used by the table (config_check.c). */
 bool kinfer_config_check_nonempty(const char *value, char *why, size_t whylen);
+bool kinfer_config_check_printable(const char *value, char *why, size_t whylen);
+bool kinfer_config_check_group(const char *value, char *why, size_t whylen);
 bool kinfer_config_check_topic(const char *value, char *why, size_t whylen);
 bool kinfer_config_check_topic_pattern(const char *value, char *why, size_t whylen);
 bool kinfer_config_check_topic_template(const char *value, char *why, size_t whylen);
