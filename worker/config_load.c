@@ -211,7 +211,10 @@ static bool int_literal_wrapped(const load_ctx *c, const config_setting_t *s, in
             v++;
         errno = 0;
         char *end = NULL;
-        long long lit = strtoll(v, &end, 0);
+        /* Decimal like libconfig ("010" is ten), hex only with 0x. */
+        const char *digits = v + (*v == '-' || *v == '+');
+        int base = digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'X') ? 16 : 10;
+        long long lit = strtoll(v, &end, base);
         if (end == v)
             continue;
         if (*end == 'L')
@@ -223,17 +226,37 @@ static bool int_literal_wrapped(const load_ctx *c, const config_setting_t *s, in
     return seen;
 }
 
+/* A value quoted back in a message: escaped, so control bytes cannot garble
+ * a terminal or a log line, and cut short when long. */
+static const char *shown(const char *value, char *buf, size_t buflen) {
+    size_t n = 0;
+    for (const unsigned char *p = (const unsigned char *)value; *p && n + 8 < buflen; p++) {
+        if (*p == '"' || *p == '\\')
+            n += (size_t)snprintf(buf + n, buflen - n, "\\%c", *p);
+        else if (*p < 0x20 || *p > 0x7e)
+            n += (size_t)snprintf(buf + n, buflen - n, "\\x%02x", *p);
+        else
+            buf[n++] = (char)*p;
+        if (n + 8 >= buflen && p[1]) {
+            n += (size_t)snprintf(buf + n, buflen - n, "...");
+            break;
+        }
+    }
+    buf[n < buflen ? n : buflen - 1] = '\0';
+    return buf;
+}
+
 static kinfer_err check_string(load_ctx *c, const kinfer_config_prop *p, const char *value,
                                int line, const char *key) {
-    char why[256];
+    char why[256], buf[128];
     if (p->check && !p->check(value, why, sizeof(why)))
-        return fail(c, line, key, "%s (got \"%s\")", why, value);
+        return fail(c, line, key, "%s (got \"%s\")", why, shown(value, buf, sizeof(buf)));
     return KINFER_OK;
 }
 
 static kinfer_err choice_index(load_ctx *c, const kinfer_config_prop *p, const char *value,
                                int line, const char *key, int *out) {
-    char list[256] = "";
+    char list[256] = "", buf[128];
     const char *best = NULL;
     size_t bestd = (size_t)-1;
     for (int i = 0; p->choices[i]; i++) {
@@ -247,8 +270,9 @@ static kinfer_err choice_index(load_ctx *c, const kinfer_config_prop *p, const c
     }
     if (best)
         return fail(c, line, key, "must be one of %s (got \"%s\"; did you mean \"%s\"?)", list,
-                    value, best);
-    return fail(c, line, key, "must be one of %s (got \"%s\")", list, value);
+                    shown(value, buf, sizeof(buf)), best);
+    return fail(c, line, key, "must be one of %s (got \"%s\")", list,
+                shown(value, buf, sizeof(buf)));
 }
 
 /* librdkafka knows its own properties: let it check names and values now,
@@ -266,7 +290,9 @@ static kinfer_err check_rdkafka(load_ctx *c, const char *k, const char *v, int l
         return KINFER_OK;
     if (res == RD_KAFKA_CONF_UNKNOWN)
         return fail(c, line, key, "librdkafka has no property \"%s\"", k);
-    return fail(c, line, key, "librdkafka refuses \"%s=%s\": %s", k, v, errstr);
+    char buf[128];
+    return fail(c, line, key, "librdkafka refuses \"%s=%s\": %s", k, shown(v, buf, sizeof(buf)),
+                errstr);
 }
 
 static kinfer_err store_list(load_ctx *c, const kinfer_config_prop *p, char *base,

@@ -127,6 +127,15 @@ static void test_scheduler_inheritance(void **state) {
     assert_int_equal(cfg.models[2].queue_low_watermark, 3);
     kinfer_config_free(&cfg);
 
+    /* Integer spellings libconfig accepts: leading zeros are decimal, hex, sign. */
+    load_ok(TC_MODEL
+            "scheduler = { max_queue = 010; max_batch_size = +5; max_queue_hard = 0x20; };\n",
+            &cfg);
+    assert_int_equal(cfg.models[0].max_queue, 10);
+    assert_int_equal(cfg.models[0].max_batch_size, 5);
+    assert_int_equal(cfg.models[0].max_queue_hard, 32);
+    kinfer_config_free(&cfg);
+
     /* An explicit scheduler low watermark is inherited as is. */
     load_ok(TC_MODEL "scheduler = { max_queue = 64; queue_low_watermark = 7; };\n", &cfg);
     assert_int_equal(cfg.models[0].queue_low_watermark, 7);
