@@ -34,7 +34,7 @@ static void avc_free(avc *a) {
 }
 
 static avro_value_t field(avro_value_t *rec, const char *name) {
-    avro_value_t f;
+    avro_value_t f = {0};
     AV(avro_value_get_by_name(rec, name, &f, NULL));
     return f;
 }
@@ -49,7 +49,7 @@ static void set_str(avro_value_t *v, kinfer_str s) {
 }
 
 static void set_opt_str(avro_value_t rec, const char *name, bool has, kinfer_str s) {
-    avro_value_t u = field(&rec, name), b;
+    avro_value_t u = field(&rec, name), b = {0};
     AV(avro_value_set_branch(&u, has ? 1 : 0, &b));
     if (has)
         set_str(&b, s);
@@ -59,7 +59,7 @@ static void set_opt_str(avro_value_t rec, const char *name, bool has, kinfer_str
 
 static void set_tensors(avro_value_t arr, const kinfer_tensor *ts, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        avro_value_t t, f, e;
+        avro_value_t t = {0}, f = {0}, e = {0};
         AV(avro_value_append(&arr, &t, NULL));
         f = field(&t, "name");
         set_str(&f, ts[i].name);
@@ -95,8 +95,8 @@ static void avc_read(avc *a, const uint8_t *buf, size_t len) {
 }
 
 static void expect_avro_str(avro_value_t v, kinfer_str want) {
-    const char *s;
-    size_t size;
+    const char *s = NULL;
+    size_t size = 0;
     AV(avro_value_get_string(&v, &s, &size));
     assert_int_equal(size, want.len + 1);
     if (want.len)
@@ -104,8 +104,8 @@ static void expect_avro_str(avro_value_t v, kinfer_str want) {
 }
 
 static void expect_avro_opt(avro_value_t rec, const char *name, bool has, kinfer_str want) {
-    avro_value_t u = field(&rec, name), b;
-    int disc;
+    avro_value_t u = field(&rec, name), b = {0};
+    int disc = 0;
     AV(avro_value_get_discriminant(&u, &disc));
     assert_int_equal(disc, has ? 1 : 0);
     if (has) {
@@ -115,30 +115,30 @@ static void expect_avro_opt(avro_value_t rec, const char *name, bool has, kinfer
 }
 
 static void expect_avro_tensors(avro_value_t arr, const kinfer_tensor *ts, size_t n) {
-    size_t got;
+    size_t got = 0;
     AV(avro_value_get_size(&arr, &got));
     assert_int_equal(got, n);
     for (size_t i = 0; i < n; i++) {
-        avro_value_t t, f, e;
+        avro_value_t t = {0}, f = {0}, e = {0};
         AV(avro_value_get_by_index(&arr, i, &t, NULL));
         expect_avro_str(field(&t, "name"), ts[i].name);
         f = field(&t, "dtype");
-        int dt;
+        int dt = 0;
         AV(avro_value_get_enum(&f, &dt));
         assert_int_equal(dt, ts[i].dtype);
         f = field(&t, "shape");
-        size_t nd;
+        size_t nd = 0;
         AV(avro_value_get_size(&f, &nd));
         assert_int_equal(nd, ts[i].ndim);
         for (size_t d = 0; d < nd; d++) {
-            int64_t v;
+            int64_t v = 0;
             AV(avro_value_get_by_index(&f, d, &e, NULL));
             AV(avro_value_get_long(&e, &v));
             assert_int_equal(v, ts[i].shape[d]);
         }
         f = field(&t, "data");
-        const void *p;
-        size_t size;
+        const void *p = NULL;
+        size_t size = 0;
         AV(avro_value_get_bytes(&f, &p, &size));
         assert_int_equal(size, ts[i].nbytes);
         if (size)
@@ -154,7 +154,7 @@ static void expect_avro_tensors(avro_value_t arr, const kinfer_tensor *ts, size_
 }
 
 static void fill_request(avc *a, const kinfer_codec_request *q) {
-    avro_value_t f, b, e;
+    avro_value_t f = {0}, b = {0}, e = {0};
     f = field(&a->val, "id");
     set_str(&f, q->id);
     f = field(&a->val, "model");
@@ -220,7 +220,7 @@ static void test_we_write_avroc_reads(void **state) {
     kinfer_error err;
     assert_int_equal(kinfer_codec_encoder_new(&enc, &err), KINFER_OK);
     const uint8_t *msg;
-    size_t len;
+    size_t len = 0;
     assert_int_equal(kinfer_codec_request_encode(enc, &s.req, NULL, &msg, &len, &err), KINFER_OK);
     avc a;
     avc_init(&a, KINFER_CODEC_SCHEMA_REQUEST);
@@ -230,14 +230,14 @@ static void test_we_write_avroc_reads(void **state) {
     expect_avro_opt(a.val, "reply_to", true, s.req.reply_to);
     expect_avro_tensors(field(&a.val, "inputs"), s.inputs, 3);
     avro_value_t f = field(&a.val, "priority");
-    int32_t prio;
+    int32_t prio = 0;
     AV(avro_value_get_int(&f, &prio));
     assert_int_equal(prio, -2);
     f = field(&a.val, "parameters");
-    size_t np;
+    size_t np = 0;
     AV(avro_value_get_size(&f, &np));
     assert_int_equal(np, 2);
-    avro_value_t v;
+    avro_value_t v = {0};
     AV(avro_value_get_by_name(&f, "normalize", &v, NULL));
     expect_avro_str(v, (kinfer_str){"true", 4});
     avc_free(&a);
@@ -272,7 +272,7 @@ static void test_we_write_avroc_reads(void **state) {
     avc_init(&a, KINFER_CODEC_SCHEMA_RESPONSE);
     avc_read(&a, msg, len);
     f = field(&a.val, "status");
-    int st;
+    int st = 0;
     AV(avro_value_get_enum(&f, &st));
     assert_int_equal(st, 4);
     expect_avro_opt(a.val, "error", true, resp.error);
@@ -285,7 +285,7 @@ static void test_we_write_avroc_reads(void **state) {
     assert_int_equal(st, 30);
     avro_value_t src = field(&a.val, "source");
     f = field(&src, "offset");
-    int64_t off;
+    int64_t off = 0;
     AV(avro_value_get_long(&f, &off));
     assert_int_equal(off, 99);
     avc_free(&a);
