@@ -323,7 +323,9 @@ static sched_model *find_model(kinfer_engine *engine, kinfer_str name) {
 
 /* At most this many bytes of a client-supplied name go into a message. */
 #define NAME_MAX_SHOWN 128
-#define SHOWN(s) (int)((s).len < NAME_MAX_SHOWN ? (s).len : NAME_MAX_SHOWN), (s).ptr
+#define SHOWN(s)                                                                                   \
+    (int)((s).ptr ? ((s).len < NAME_MAX_SHOWN ? (s).len : NAME_MAX_SHOWN) : 0),                    \
+        ((s).ptr ? (s).ptr : "")
 
 kinfer_err kinfer_engine_submit(kinfer_engine *engine, const kinfer_engine_request *req,
                                 kinfer_error *err) {

@@ -456,6 +456,11 @@ static void test_model_not_found_and_versions(void **state) {
     kinfer_engine_request q = fake_request("nope", &e->reqs[0], 0, 0, 0);
     assert_int_equal(kinfer_engine_submit(e->engine, &q, &e->err), KINFER_ERR_MODEL_NOT_FOUND);
     assert_non_null(strstr(e->err.msg, "'nope'"));
+    /* an empty name */
+    q.model.ptr = NULL;
+    q.model.len = 0;
+    assert_int_equal(kinfer_engine_submit(e->engine, &q, &e->err), KINFER_ERR_MODEL_NOT_FOUND);
+    assert_string_equal(e->err.msg, "model '' is not loaded");
     /* prefix of a real name is not that name */
     q.model.ptr = "mm";
     q.model.len = 2;
