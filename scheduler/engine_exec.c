@@ -9,7 +9,6 @@
  * model's long batch from stalling another model on the same device. On
  * the CPU one replica per device is the sane setting; its BLAS threads use
  * the cores. */
-#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
