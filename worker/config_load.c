@@ -1,7 +1,7 @@
 /* config_load.c — reads a libconfig file and fills a kinfer_config from the
  * property table: one walk over the file in file order (unknown keys, types,
- * ranges, choices), then defaults, then rules that span keys. Every error
- * names file, line and key. Does not load models or talk to Kafka. */
+ * ranges, choices), then defaults. Every error names file, line and key.
+ * Rules across keys are in config_rules.c; nothing here loads a model. */
 #include <errno.h>
 #include <libconfig.h>
 #include <librdkafka/rdkafka.h>
@@ -13,23 +13,10 @@
 
 #include "config_table.h"
 
-#define KEY_MAX 256
-
-typedef struct load_ctx {
-    kinfer_config *cfg;
-    struct kinfer_config_state *st;
-    const char *file;    /* for messages */
-    const char *text;    /* source being stored from; NULL while applying defaults */
-    rd_kafka_conf_t *rk; /* created on first property, to let librdkafka check it */
-    kinfer_error *err;
-} load_ctx;
-
 /* --- errors ---------------------------------------------------------------- */
 
-static kinfer_err fail(load_ctx *c, int line, const char *key, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-
-static kinfer_err fail(load_ctx *c, int line, const char *key, const char *fmt, ...) {
+kinfer_err kinfer_config_fail(kinfer_config_load_ctx *c, int line, const char *key, const char *fmt,
+                              ...) {
     char what[KINFER_ERROR_MSG_MAX];
     va_list ap;
     va_start(ap, fmt);
@@ -41,7 +28,7 @@ static kinfer_err fail(load_ctx *c, int line, const char *key, const char *fmt, 
     return kinfer_error_set(c->err, KINFER_ERR_CONFIG, "%s: %s: %s", c->file, key, what);
 }
 
-static kinfer_err nomem(load_ctx *c) {
+kinfer_err kinfer_config_nomem(kinfer_config_load_ctx *c) {
     return kinfer_error_set(c->err, KINFER_ERR_NOMEM, "%s: out of memory", c->file);
 }
 
@@ -73,7 +60,7 @@ static int line_of(const config_setting_t *s) {
 
 /* --- storage owned by the config --------------------------------------------- */
 
-static void *own(load_ctx *c, void *p) {
+static void *own(kinfer_config_load_ctx *c, void *p) {
     struct kinfer_config_state *st = c->st;
     if (!p)
         return NULL;
@@ -91,11 +78,11 @@ static void *own(load_ctx *c, void *p) {
     return p;
 }
 
-static char *own_strdup(load_ctx *c, const char *s) {
+static char *own_strdup(kinfer_config_load_ctx *c, const char *s) {
     return own(c, strdup(s));
 }
 
-static void *own_calloc(load_ctx *c, size_t n, size_t size) {
+void *kinfer_config_own_calloc(kinfer_config_load_ctx *c, size_t n, size_t size) {
     return own(c, calloc(n ? n : 1, size));
 }
 
@@ -174,18 +161,19 @@ static void suggest(level lvl, const char *section, const char *name, char *hint
     }
 }
 
-static kinfer_err unknown_key(load_ctx *c, const config_setting_t *s, const char *key, level lvl,
-                              const char *section) {
+static kinfer_err unknown_key(kinfer_config_load_ctx *c, const config_setting_t *s, const char *key,
+                              level lvl, const char *section) {
     char hint[160];
     suggest(lvl, section, config_setting_name(s), hint, sizeof(hint));
-    return fail(c, line_of(s), key, "unknown key%s", hint);
+    return kinfer_config_fail(c, line_of(s), key, "unknown key%s", hint);
 }
 
 /* --- storing one value ----------------------------------------------------------- */
 
 /* libconfig 1.5 silently wraps an integer literal beyond 32 bits that lacks
  * the L suffix. Find the literal on the setting's line and compare. */
-static bool int_literal_wrapped(const load_ctx *c, const config_setting_t *s, int64_t value) {
+static bool int_literal_wrapped(const kinfer_config_load_ctx *c, const config_setting_t *s,
+                                int64_t value) {
     const char *name = config_setting_name(s);
     if (!c->text || !name)
         return false;
@@ -246,16 +234,17 @@ static const char *shown(const char *value, char *buf, size_t buflen) {
     return buf;
 }
 
-static kinfer_err check_string(load_ctx *c, const kinfer_config_prop *p, const char *value,
-                               int line, const char *key) {
+static kinfer_err check_string(kinfer_config_load_ctx *c, const kinfer_config_prop *p,
+                               const char *value, int line, const char *key) {
     char why[256], buf[128];
     if (p->check && !p->check(value, why, sizeof(why)))
-        return fail(c, line, key, "%s (got \"%s\")", why, shown(value, buf, sizeof(buf)));
+        return kinfer_config_fail(c, line, key, "%s (got \"%s\")", why,
+                                  shown(value, buf, sizeof(buf)));
     return KINFER_OK;
 }
 
-static kinfer_err choice_index(load_ctx *c, const kinfer_config_prop *p, const char *value,
-                               int line, const char *key, int *out) {
+static kinfer_err choice_index(kinfer_config_load_ctx *c, const kinfer_config_prop *p,
+                               const char *value, int line, const char *key, int *out) {
     char list[256] = "", buf[128];
     const char *best = NULL;
     size_t bestd = (size_t)-1;
@@ -269,47 +258,49 @@ static kinfer_err choice_index(load_ctx *c, const kinfer_config_prop *p, const c
         consider(value, p->choices[i], &best, &bestd);
     }
     if (best)
-        return fail(c, line, key, "must be one of %s (got \"%s\"; did you mean \"%s\"?)", list,
-                    shown(value, buf, sizeof(buf)), best);
-    return fail(c, line, key, "must be one of %s (got \"%s\")", list,
-                shown(value, buf, sizeof(buf)));
+        return kinfer_config_fail(c, line, key,
+                                  "must be one of %s (got \"%s\"; did you mean \"%s\"?)", list,
+                                  shown(value, buf, sizeof(buf)), best);
+    return kinfer_config_fail(c, line, key, "must be one of %s (got \"%s\")", list,
+                              shown(value, buf, sizeof(buf)));
 }
 
 /* librdkafka knows its own properties: let it check names and values now,
  * so that a typo fails check-config instead of the worker's start. */
-static kinfer_err check_rdkafka(load_ctx *c, const char *k, const char *v, int line,
+static kinfer_err check_rdkafka(kinfer_config_load_ctx *c, const char *k, const char *v, int line,
                                 const char *key) {
     /* plugin.library.paths dlopen()s at set time; leave it to the worker. */
     if (!strcmp(k, "plugin.library.paths"))
         return KINFER_OK;
     if (!c->rk && !(c->rk = rd_kafka_conf_new()))
-        return nomem(c);
+        return kinfer_config_nomem(c);
     char errstr[256] = "";
     rd_kafka_conf_res_t res = rd_kafka_conf_set(c->rk, k, v, errstr, sizeof(errstr));
     if (res == RD_KAFKA_CONF_OK)
         return KINFER_OK;
     if (res == RD_KAFKA_CONF_UNKNOWN)
-        return fail(c, line, key, "librdkafka has no property \"%s\"", k);
+        return kinfer_config_fail(c, line, key, "librdkafka has no property \"%s\"", k);
     char buf[128];
-    return fail(c, line, key, "librdkafka refuses \"%s=%s\": %s", k, shown(v, buf, sizeof(buf)),
-                errstr);
+    return kinfer_config_fail(c, line, key, "librdkafka refuses \"%s=%s\": %s", k,
+                              shown(v, buf, sizeof(buf)), errstr);
 }
 
-static kinfer_err store_list(load_ctx *c, const kinfer_config_prop *p, char *base,
+static kinfer_err store_list(kinfer_config_load_ctx *c, const kinfer_config_prop *p, char *base,
                              const config_setting_t *s, const char *key) {
     char *dst = base + p->offset;
     int n = config_setting_length(s);
     int line = line_of(s);
     if (n < p->min || n > p->max)
-        return fail(c, line, key, "must have between %lld and %lld entries (got %d)",
-                    (long long)p->min, (long long)p->max, n);
+        return kinfer_config_fail(c, line, key, "must have between %lld and %lld entries (got %d)",
+                                  (long long)p->min, (long long)p->max, n);
     const char **items = NULL;
     kinfer_config_kv *kvs = NULL;
     if (p->type == KINFER_CONFIG_TYPE_STRLIST &&
-        !(items = own_calloc(c, (size_t)n, sizeof(*items))))
-        return nomem(c);
-    if (p->type == KINFER_CONFIG_TYPE_KVLIST && !(kvs = own_calloc(c, (size_t)n, sizeof(*kvs))))
-        return nomem(c);
+        !(items = kinfer_config_own_calloc(c, (size_t)n, sizeof(*items))))
+        return kinfer_config_nomem(c);
+    if (p->type == KINFER_CONFIG_TYPE_KVLIST &&
+        !(kvs = kinfer_config_own_calloc(c, (size_t)n, sizeof(*kvs))))
+        return kinfer_config_nomem(c);
     kinfer_model_config *model = (kinfer_model_config *)base; /* DEVICES only */
     for (int i = 0; i < n; i++) {
         const config_setting_t *e = config_setting_get_elem(s, (unsigned)i);
@@ -317,15 +308,15 @@ static kinfer_err store_list(load_ctx *c, const kinfer_config_prop *p, char *bas
         snprintf(ekey, sizeof(ekey), "%s.[%d]", key, i);
         int eline = line_of(e) > 0 ? line_of(e) : line;
         if (config_setting_type(e) != CONFIG_TYPE_STRING)
-            return fail(c, eline, ekey, "expected string, got %s",
-                        type_name(config_setting_type(e)));
+            return kinfer_config_fail(c, eline, ekey, "expected string, got %s",
+                                      type_name(config_setting_type(e)));
         const char *v = config_setting_get_string(e);
         kinfer_err rc = check_string(c, p, v, eline, ekey);
         if (rc)
             return rc;
         char *copy = own_strdup(c, v);
         if (!copy)
-            return nomem(c);
+            return kinfer_config_nomem(c);
         if (p->type == KINFER_CONFIG_TYPE_STRLIST) {
             items[i] = copy;
         } else if (p->type == KINFER_CONFIG_TYPE_KVLIST) {
@@ -333,7 +324,8 @@ static kinfer_err store_list(load_ctx *c, const kinfer_config_prop *p, char *bas
             *eq = '\0';
             for (int j = 0; j < i; j++)
                 if (!strcmp(kvs[j].key, copy))
-                    return fail(c, eline, ekey, "\"%s\" is already set by %s.[%d]", copy, key, j);
+                    return kinfer_config_fail(c, eline, ekey, "\"%s\" is already set by %s.[%d]",
+                                              copy, key, j);
             kvs[i].key = copy;
             kvs[i].value = eq + 1;
             if ((rc = check_rdkafka(c, kvs[i].key, kvs[i].value, eline, ekey)))
@@ -341,7 +333,8 @@ static kinfer_err store_list(load_ctx *c, const kinfer_config_prop *p, char *bas
         } else { /* DEVICES */
             for (int j = 0; j < i; j++)
                 if (!strcmp(model->devices[j], copy))
-                    return fail(c, eline, ekey, "device \"%s\" is listed twice", copy);
+                    return kinfer_config_fail(c, eline, ekey, "device \"%s\" is listed twice",
+                                              copy);
             model->devices[i] = copy;
         }
     }
@@ -361,7 +354,7 @@ static kinfer_err store_list(load_ctx *c, const kinfer_config_prop *p, char *bas
 
 /* Type-checks, validates and stores setting s as property p into base
  * (a kinfer_config or a kinfer_model_config, by p->scope). */
-static kinfer_err store(load_ctx *c, const kinfer_config_prop *p, char *base,
+static kinfer_err store(kinfer_config_load_ctx *c, const kinfer_config_prop *p, char *base,
                         const config_setting_t *s, const char *key) {
     int type = config_setting_type(s);
     int line = line_of(s);
@@ -369,36 +362,37 @@ static kinfer_err store(load_ctx *c, const kinfer_config_prop *p, char *base,
     switch (p->type) {
     case KINFER_CONFIG_TYPE_INT: {
         if (type != CONFIG_TYPE_INT && type != CONFIG_TYPE_INT64)
-            return fail(c, line, key, "expected integer, got %s", type_name(type));
+            return kinfer_config_fail(c, line, key, "expected integer, got %s", type_name(type));
         int64_t v = config_setting_get_int64(s);
         if (type == CONFIG_TYPE_INT && int_literal_wrapped(c, s, v))
-            return fail(c, line, key,
-                        "integer does not fit in 32 bits; write it with an L suffix (e.g. "
-                        "3000000000L)");
+            return kinfer_config_fail(
+                c, line, key,
+                "integer does not fit in 32 bits; write it with an L suffix (e.g. "
+                "3000000000L)");
         if (v < p->min || v > p->max)
-            return fail(c, line, key, "must be between %lld and %lld (got %lld)", (long long)p->min,
-                        (long long)p->max, (long long)v);
+            return kinfer_config_fail(c, line, key, "must be between %lld and %lld (got %lld)",
+                                      (long long)p->min, (long long)p->max, (long long)v);
         put_int(dst, p->size, v);
         return KINFER_OK;
     }
     case KINFER_CONFIG_TYPE_STRING:
     case KINFER_CONFIG_TYPE_PATH: {
         if (type != CONFIG_TYPE_STRING)
-            return fail(c, line, key, "expected string, got %s", type_name(type));
+            return kinfer_config_fail(c, line, key, "expected string, got %s", type_name(type));
         const char *v = config_setting_get_string(s);
         kinfer_err rc = check_string(c, p, v, line, key);
         if (rc)
             return rc;
         char *copy = own_strdup(c, v);
         if (!copy)
-            return nomem(c);
+            return kinfer_config_nomem(c);
         memcpy(dst, &copy, sizeof(copy));
         return KINFER_OK;
     }
     case KINFER_CONFIG_TYPE_ENUM:
     case KINFER_CONFIG_TYPE_CHOICE: {
         if (type != CONFIG_TYPE_STRING)
-            return fail(c, line, key, "expected string, got %s", type_name(type));
+            return kinfer_config_fail(c, line, key, "expected string, got %s", type_name(type));
         int idx = 0;
         kinfer_err rc = choice_index(c, p, config_setting_get_string(s), line, key, &idx);
         if (rc)
@@ -414,18 +408,20 @@ static kinfer_err store(load_ctx *c, const kinfer_config_prop *p, char *base,
     case KINFER_CONFIG_TYPE_DEVICES:
         if (type != CONFIG_TYPE_ARRAY && type != CONFIG_TYPE_LIST) {
             if (p->type == KINFER_CONFIG_TYPE_KVLIST)
-                return fail(c, line, key, "expected array of \"key=value\" strings, got %s",
-                            type_name(type));
-            return fail(c, line, key, "expected array of strings, got %s", type_name(type));
+                return kinfer_config_fail(c, line, key,
+                                          "expected array of \"key=value\" strings, got %s",
+                                          type_name(type));
+            return kinfer_config_fail(c, line, key, "expected array of strings, got %s",
+                                      type_name(type));
         }
         return store_list(c, p, base, s, key);
     }
-    return fail(c, line, key, "internal: unhandled property type");
+    return kinfer_config_fail(c, line, key, "internal: unhandled property type");
 }
 
 /* Stores the table default of p (its libconfig text) as if it were written
  * in the file, so the docs can never disagree with what is applied. */
-static kinfer_err store_default(load_ctx *c, const kinfer_config_prop *p, char *base,
+static kinfer_err store_default(kinfer_config_load_ctx *c, const kinfer_config_prop *p, char *base,
                                 const char *key) {
     char text[256];
     snprintf(text, sizeof(text), "v = %s;", p->def);
@@ -433,7 +429,7 @@ static kinfer_err store_default(load_ctx *c, const kinfer_config_prop *p, char *
     config_init(&dc);
     kinfer_err rc;
     if (!config_read_string(&dc, text)) {
-        rc = fail(c, 0, key, "internal: default %s does not parse", p->def);
+        rc = kinfer_config_fail(c, 0, key, "internal: default %s does not parse", p->def);
     } else {
         const char *saved = c->text;
         c->text = NULL;
@@ -454,13 +450,13 @@ static bool is_section(const char *name) {
     return false;
 }
 
-static kinfer_err walk_model(load_ctx *c, size_t mi, const config_setting_t *g) {
+static kinfer_err walk_model(kinfer_config_load_ctx *c, size_t mi, const config_setting_t *g) {
     char mkey[64];
     snprintf(mkey, sizeof(mkey), "models.[%zu]", mi);
     c->st->model_line[mi] = line_of(g);
     if (config_setting_type(g) != CONFIG_TYPE_GROUP)
-        return fail(c, line_of(g), mkey, "expected group { name = ...; ... }, got %s",
-                    type_name(config_setting_type(g)));
+        return kinfer_config_fail(c, line_of(g), mkey, "expected group { name = ...; ... }, got %s",
+                                  type_name(config_setting_type(g)));
     int *src = c->st->model_src + mi * kinfer_config_nprops;
     for (int i = 0; i < config_setting_length(g); i++) {
         const config_setting_t *s = config_setting_get_elem(g, (unsigned)i);
@@ -477,12 +473,12 @@ static kinfer_err walk_model(load_ctx *c, size_t mi, const config_setting_t *g) 
     return KINFER_OK;
 }
 
-static kinfer_err walk_section(load_ctx *c, const config_setting_t *sec) {
+static kinfer_err walk_section(kinfer_config_load_ctx *c, const config_setting_t *sec) {
     const char *sname = config_setting_name(sec);
     bool sched = !strcmp(sname, "scheduler");
     if (config_setting_type(sec) != CONFIG_TYPE_GROUP)
-        return fail(c, line_of(sec), sname, "expected group { ... }, got %s",
-                    type_name(config_setting_type(sec)));
+        return kinfer_config_fail(c, line_of(sec), sname, "expected group { ... }, got %s",
+                                  type_name(config_setting_type(sec)));
     for (int i = 0; i < config_setting_length(sec); i++) {
         const config_setting_t *s = config_setting_get_elem(sec, (unsigned)i);
         char key[KEY_MAX];
@@ -502,7 +498,7 @@ static kinfer_err walk_section(load_ctx *c, const config_setting_t *sec) {
     return KINFER_OK;
 }
 
-static kinfer_err walk_root(load_ctx *c, const config_setting_t *root) {
+static kinfer_err walk_root(kinfer_config_load_ctx *c, const config_setting_t *root) {
     for (int i = 0; i < config_setting_length(root); i++) {
         const config_setting_t *s = config_setting_get_elem(root, (unsigned)i);
         const char *name = config_setting_name(s);
@@ -510,9 +506,9 @@ static kinfer_err walk_root(load_ctx *c, const config_setting_t *root) {
         if (!strcmp(name, "models")) {
             c->st->models_line = line_of(s);
             if (config_setting_type(s) != CONFIG_TYPE_LIST)
-                return fail(c, line_of(s), "models",
-                            "expected a list of groups ( { ... }, { ... } ), got %s",
-                            type_name(config_setting_type(s)));
+                return kinfer_config_fail(c, line_of(s), "models",
+                                          "expected a list of groups ( { ... }, { ... } ), got %s",
+                                          type_name(config_setting_type(s)));
             for (size_t m = 0; m < c->cfg->nmodels; m++)
                 if ((rc = walk_model(c, m, config_setting_get_elem(s, (unsigned)m))))
                     return rc;
@@ -535,7 +531,7 @@ static kinfer_err walk_root(load_ctx *c, const config_setting_t *root) {
 
 /* --- defaults ---------------------------------------------------------------------- */
 
-static kinfer_err apply_root_defaults(load_ctx *c) {
+static kinfer_err apply_root_defaults(kinfer_config_load_ctx *c) {
     kinfer_config *cfg = c->cfg;
     int *src = c->st->root_src;
     int topics = kinfer_config_prop_find(KINFER_CONFIG_SCOPE_ROOT, "kafka.topics");
@@ -562,23 +558,23 @@ static kinfer_err apply_root_defaults(load_ctx *c) {
         host[sizeof(host) - 1] = '\0';
         snprintf(id, sizeof(id), "%s-%ld", host, (long)getpid());
         if (!(cfg->worker.id = own_strdup(c, id)))
-            return nomem(c);
+            return kinfer_config_nomem(c);
         src[wid] = KINFER_CONFIG_SRC_COMPUTED;
     }
     int txn = kinfer_config_prop_find(KINFER_CONFIG_SCOPE_ROOT, "kafka.transactional_id_prefix");
     if (src[txn] == KINFER_CONFIG_SRC_UNSET) {
         if (!(cfg->kafka.transactional_id_prefix = own_strdup(c, cfg->kafka.group)))
-            return nomem(c);
+            return kinfer_config_nomem(c);
         src[txn] = KINFER_CONFIG_SRC_COMPUTED;
     }
     return KINFER_OK;
 }
 
-static int low_watermark_index(void) {
+int kinfer_config_low_watermark_index(void) {
     return kinfer_config_prop_find(KINFER_CONFIG_SCOPE_MODEL, "queue_low_watermark");
 }
 
-static kinfer_err apply_scheduler_defaults(load_ctx *c) {
+static kinfer_err apply_scheduler_defaults(kinfer_config_load_ctx *c) {
     int *src = c->st->sched_src;
     for (size_t i = 0; i < kinfer_config_nprops; i++) {
         const kinfer_config_prop *p = &kinfer_config_props[i];
@@ -591,7 +587,7 @@ static kinfer_err apply_scheduler_defaults(load_ctx *c) {
             return rc;
         src[i] = KINFER_CONFIG_SRC_DEFAULT;
     }
-    int low = low_watermark_index();
+    int low = kinfer_config_low_watermark_index();
     if (src[low] == KINFER_CONFIG_SRC_UNSET) {
         c->cfg->scheduler.queue_low_watermark = c->cfg->scheduler.max_queue / 2;
         src[low] = KINFER_CONFIG_SRC_COMPUTED;
@@ -599,10 +595,10 @@ static kinfer_err apply_scheduler_defaults(load_ctx *c) {
     return KINFER_OK;
 }
 
-static kinfer_err apply_model_defaults(load_ctx *c, size_t mi) {
+static kinfer_err apply_model_defaults(kinfer_config_load_ctx *c, size_t mi) {
     kinfer_model_config *m = (kinfer_model_config *)&c->cfg->models[mi];
     int *src = c->st->model_src + mi * kinfer_config_nprops;
-    int low = low_watermark_index();
+    int low = kinfer_config_low_watermark_index();
     for (size_t i = 0; i < kinfer_config_nprops; i++) {
         const kinfer_config_prop *p = &kinfer_config_props[i];
         if (p->scope != KINFER_CONFIG_SCOPE_MODEL || src[i] != KINFER_CONFIG_SRC_UNSET)
@@ -610,7 +606,7 @@ static kinfer_err apply_model_defaults(load_ctx *c, size_t mi) {
         char key[KEY_MAX];
         snprintf(key, sizeof(key), "models.[%zu].%s", mi, p->name);
         if (p->flags & KINFER_CONFIG_F_REQUIRED)
-            return fail(c, c->st->model_line[mi], key, "required but not set");
+            return kinfer_config_fail(c, c->st->model_line[mi], key, "required but not set");
         if ((int)i == low && c->st->sched_src[i] == KINFER_CONFIG_SRC_COMPUTED)
             continue; /* computed from this model's max_queue below */
         if (p->flags & KINFER_CONFIG_F_SCHED) {
@@ -629,153 +625,6 @@ static kinfer_err apply_model_defaults(load_ctx *c, size_t mi) {
     }
     m->load.name = m->name;
     m->load.cpu_threads = c->cfg->worker.cpu_threads;
-    return KINFER_OK;
-}
-
-/* --- rules across keys --------------------------------------------------------- */
-
-/* Line to blame for a key: where it was set, else where `fallback` was set. */
-static int src_line(int src, int fallback) {
-    return src > 0 ? src : fallback;
-}
-
-static kinfer_err check_queue_rules(load_ctx *c, const kinfer_model_config *m, const int *src,
-                                    int fallback, const char *prefix) {
-    int low = low_watermark_index();
-    int hard = kinfer_config_prop_find(KINFER_CONFIG_SCOPE_MODEL, "max_queue_hard");
-    int maxq = kinfer_config_prop_find(KINFER_CONFIG_SCOPE_MODEL, "max_queue");
-    char key[KEY_MAX];
-    if (m->queue_low_watermark > m->max_queue) {
-        snprintf(key, sizeof(key), "%squeue_low_watermark", prefix);
-        return fail(c, src_line(src[low], src_line(src[maxq], fallback)), key,
-                    "must be at most max_queue (%u) (got %u)", m->max_queue,
-                    m->queue_low_watermark);
-    }
-    if (m->max_queue_hard != 0 && m->max_queue_hard < m->max_queue) {
-        snprintf(key, sizeof(key), "%smax_queue_hard", prefix);
-        return fail(c, src_line(src[hard], src_line(src[maxq], fallback)), key,
-                    "must be 0 or at least max_queue (%u) (got %u)", m->max_queue,
-                    m->max_queue_hard);
-    }
-    return KINFER_OK;
-}
-
-static kinfer_err check_model_path(load_ctx *c, size_t mi) {
-    kinfer_model_config *m = (kinfer_model_config *)&c->cfg->models[mi];
-    int pidx = kinfer_config_prop_find(KINFER_CONFIG_SCOPE_MODEL, "path");
-    int line = c->st->model_src[mi * kinfer_config_nprops + (size_t)pidx];
-    char key[KEY_MAX];
-    snprintf(key, sizeof(key), "models.[%zu].path", mi);
-    const char *raw = m->load.path;
-    if (raw[0] != '/' && strcmp(c->cfg->base_dir, ".")) {
-        size_t len = strlen(c->cfg->base_dir) + 1 + strlen(raw) + 1;
-        char *joined = own_calloc(c, len, 1);
-        if (!joined)
-            return nomem(c);
-        snprintf(joined, len, "%s/%s", c->cfg->base_dir, raw);
-        m->load.path = joined;
-    }
-    struct stat sb;
-    bool dir = !strcmp(m->load.kind, "bert");
-    if (stat(m->load.path, &sb) != 0)
-        return fail(c, line, key, "\"%s\" does not exist (looked for %s: %s)", raw, m->load.path,
-                    strerror(errno));
-    if (dir && !S_ISDIR(sb.st_mode))
-        return fail(c, line, key, "kind \"bert\" needs a model directory, and %s is not one",
-                    m->load.path);
-    if (!dir && !S_ISREG(sb.st_mode))
-        return fail(c, line, key, "kind \"%s\" needs a model file, and %s is not a regular file",
-                    m->load.kind, m->load.path);
-    return KINFER_OK;
-}
-
-static int root_line(load_ctx *c, const char *name) {
-    return c->st->root_src[kinfer_config_prop_find(KINFER_CONFIG_SCOPE_ROOT, name)];
-}
-
-/* Expands a topic template ("{topic}.replies") for one request topic. */
-static void expand_template(const char *tmpl, const char *topic, char *out, size_t outlen) {
-    size_t n = 0;
-    out[0] = '\0';
-    for (const char *p = tmpl; *p && n + 1 < outlen;) {
-        if (!strncmp(p, "{topic}", 7)) {
-            n += (size_t)snprintf(out + n, outlen - n, "%s", topic);
-            if (n >= outlen)
-                return;
-            p += 7;
-        } else {
-            out[n++] = *p++;
-            out[n] = '\0';
-        }
-    }
-}
-
-static kinfer_err check_kafka_rules(load_ctx *c) {
-    const kinfer_config_kafka *k = &c->cfg->kafka;
-    int tl = root_line(c, "kafka.topics"), pl = root_line(c, "kafka.topic_pattern");
-    if (tl > 0 && pl > 0)
-        return fail(c, tl > pl ? tl : pl, tl > pl ? "kafka.topics" : "kafka.topic_pattern",
-                    "set either kafka.topics or kafka.topic_pattern, not both (the other is at "
-                    "line %d)",
-                    tl > pl ? pl : tl);
-    if (!k->topic_pattern && k->topics.n == 0)
-        return fail(c, tl, "kafka.topics", "needs at least one topic (or set kafka.topic_pattern)");
-    /* A reply or DLQ topic that is itself consumed would feed the worker its
-     * own output forever. */
-    for (size_t i = 0; i < k->topics.n; i++) {
-        const char *tmpl[2] = {k->reply_topic_pattern, k->dlq_topic_pattern};
-        const char *names[2] = {"kafka.reply_topic_pattern", "kafka.dlq_topic_pattern"};
-        for (int t = 0; t < 2; t++) {
-            char out[600];
-            expand_template(tmpl[t], k->topics.items[i], out, sizeof(out));
-            for (size_t j = 0; j < k->topics.n; j++)
-                if (!strcmp(out, k->topics.items[j]))
-                    return fail(c, src_line(root_line(c, names[t]), tl), names[t],
-                                "for request topic \"%s\" this is \"%s\", which is itself "
-                                "consumed (the worker would answer its own output)",
-                                k->topics.items[i], out);
-        }
-    }
-    if (!strcmp(k->reply_topic_pattern, k->dlq_topic_pattern))
-        return fail(c, root_line(c, "kafka.dlq_topic_pattern"), "kafka.dlq_topic_pattern",
-                    "must differ from kafka.reply_topic_pattern (\"%s\")", k->reply_topic_pattern);
-    return KINFER_OK;
-}
-
-static kinfer_err check_rules(load_ctx *c) {
-    kinfer_config *cfg = c->cfg;
-    kinfer_err rc = check_kafka_rules(c);
-    if (rc)
-        return rc;
-    if (cfg->worker.reply_framing == KINFER_CONFIG_FRAMING_CONFLUENT &&
-        cfg->worker.confluent_response_schema_id == 0)
-        return fail(c, root_line(c, "worker.reply_framing"), "worker.confluent_response_schema_id",
-                    "required (non-zero) when worker.reply_framing is \"confluent\"");
-    if ((rc = check_queue_rules(c, &cfg->scheduler, c->st->sched_src, 0, "scheduler.")))
-        return rc;
-    if (c->st->models_line == 0)
-        return fail(c, 0, "models",
-                    "at least one model is required (models = ( { name = ...; "
-                    "kind = ...; path = ...; } );)");
-    if (cfg->nmodels == 0)
-        return fail(c, c->st->models_line, "models", "at least one model is required");
-    int nidx = kinfer_config_prop_find(KINFER_CONFIG_SCOPE_MODEL, "name");
-    for (size_t i = 0; i < cfg->nmodels; i++) {
-        const int *src = c->st->model_src + i * kinfer_config_nprops;
-        char prefix[64];
-        snprintf(prefix, sizeof(prefix), "models.[%zu].", i);
-        for (size_t j = 0; j < i; j++)
-            if (!strcmp(cfg->models[i].name, cfg->models[j].name)) {
-                char key[KEY_MAX];
-                snprintf(key, sizeof(key), "models.[%zu].name", i);
-                return fail(c, src[nidx], key, "model \"%s\" is already defined by models.[%zu]",
-                            cfg->models[i].name, j);
-            }
-        if ((rc = check_queue_rules(c, &cfg->models[i], src, c->st->model_line[i], prefix)))
-            return rc;
-        if ((rc = check_model_path(c, i)))
-            return rc;
-    }
     return KINFER_OK;
 }
 
@@ -799,19 +648,20 @@ static int find_include(const char *text) {
     return 0;
 }
 
-static kinfer_err load_parsed(load_ctx *c, config_t *lc) {
+static kinfer_err load_parsed(kinfer_config_load_ctx *c, config_t *lc) {
     kinfer_config *cfg = c->cfg;
     const config_setting_t *models = config_lookup(lc, "models");
     size_t nmodels = models && config_setting_type(models) == CONFIG_TYPE_LIST
                          ? (size_t)config_setting_length(models)
                          : 0;
     struct kinfer_config_state *st = c->st;
-    if (!(st->root_src = own_calloc(c, kinfer_config_nprops, sizeof(int))) ||
-        !(st->sched_src = own_calloc(c, kinfer_config_nprops, sizeof(int))) ||
-        !(st->model_src = own_calloc(c, nmodels * kinfer_config_nprops, sizeof(int))) ||
-        !(st->model_line = own_calloc(c, nmodels, sizeof(int))) ||
-        !(cfg->models = own_calloc(c, nmodels, sizeof(kinfer_model_config))))
-        return nomem(c);
+    if (!(st->root_src = kinfer_config_own_calloc(c, kinfer_config_nprops, sizeof(int))) ||
+        !(st->sched_src = kinfer_config_own_calloc(c, kinfer_config_nprops, sizeof(int))) ||
+        !(st->model_src =
+              kinfer_config_own_calloc(c, nmodels * kinfer_config_nprops, sizeof(int))) ||
+        !(st->model_line = kinfer_config_own_calloc(c, nmodels, sizeof(int))) ||
+        !(cfg->models = kinfer_config_own_calloc(c, nmodels, sizeof(kinfer_model_config))))
+        return kinfer_config_nomem(c);
     cfg->nmodels = nmodels;
     kinfer_err rc;
     if ((rc = walk_root(c, config_root_setting(lc))) || (rc = apply_root_defaults(c)) ||
@@ -820,13 +670,13 @@ static kinfer_err load_parsed(load_ctx *c, config_t *lc) {
     for (size_t i = 0; i < nmodels; i++)
         if ((rc = apply_model_defaults(c, i)))
             return rc;
-    return check_rules(c);
+    return kinfer_config_check_rules(c);
 }
 
-static kinfer_err set_origin(load_ctx *c, const char *origin) {
+static kinfer_err set_origin(kinfer_config_load_ctx *c, const char *origin) {
     kinfer_config *cfg = c->cfg;
     if (!(cfg->path = own_strdup(c, origin)))
-        return nomem(c);
+        return kinfer_config_nomem(c);
     const char *slash = strrchr(origin, '/');
     char *dir;
     if (!slash)
@@ -836,7 +686,7 @@ static kinfer_err set_origin(load_ctx *c, const char *origin) {
     else
         dir = own(c, strndup(origin, (size_t)(slash - origin)));
     if (!dir)
-        return nomem(c);
+        return kinfer_config_nomem(c);
     cfg->base_dir = dir;
     return KINFER_OK;
 }
@@ -848,13 +698,14 @@ kinfer_err kinfer_config_load_string(const char *text, const char *origin_name, 
     memset(cfg, 0, sizeof(*cfg));
     if (!origin_name)
         origin_name = "<string>";
-    load_ctx c = {.cfg = cfg, .file = origin_name, .text = text, .err = err};
+    kinfer_config_load_ctx c = {.cfg = cfg, .file = origin_name, .text = text, .err = err};
     if (!(cfg->state = c.st = calloc(1, sizeof(*c.st))))
-        return nomem(&c);
+        return kinfer_config_nomem(&c);
     kinfer_err rc = set_origin(&c, origin_name);
     int incl = rc ? 0 : find_include(text);
     if (incl)
-        rc = fail(&c, incl, "@include", "not supported: the whole configuration is one file");
+        rc = kinfer_config_fail(&c, incl, "@include",
+                                "not supported: the whole configuration is one file");
     if (!rc) {
         config_t lc;
         config_init(&lc);

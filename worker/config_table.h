@@ -100,6 +100,30 @@ static inline int64_t kinfer_config_get_int(const char *src, size_t size) {
     return v32;
 }
 
+/* --- loader internals, shared by config_load.c and config_rules.c --- */
+
+#define KEY_MAX 256
+
+typedef struct kinfer_config_load_ctx {
+    kinfer_config *cfg;
+    struct kinfer_config_state *st;
+    const char *file;           /* for messages */
+    const char *text;           /* source being stored from; NULL while applying defaults */
+    struct rd_kafka_conf_s *rk; /* created on first property, to let librdkafka check it */
+    kinfer_error *err;
+} kinfer_config_load_ctx;
+
+/* Fills c->err with "<file>:<line>: <key>: <what>" (no line part when
+ * line <= 0) and returns KINFER_ERR_CONFIG. */
+kinfer_err kinfer_config_fail(kinfer_config_load_ctx *c, int line, const char *key, const char *fmt,
+                              ...) __attribute__((format(printf, 4, 5)));
+kinfer_err kinfer_config_nomem(kinfer_config_load_ctx *c);
+/* calloc owned by the config being loaded (freed by kinfer_config_free). */
+void *kinfer_config_own_calloc(kinfer_config_load_ctx *c, size_t n, size_t size);
+int kinfer_config_low_watermark_index(void);
+/* config_rules.c: cross-key rules, after defaults are applied. */
+kinfer_err kinfer_config_check_rules(kinfer_config_load_ctx *c);
+
 /* Index of the property with this scope and name, or -1. */
 int kinfer_config_prop_find(kinfer_config_scope scope, const char *name);
 

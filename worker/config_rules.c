@@ -1,0 +1,163 @@
+/* config_rules.c — the rules that span several keys, checked after the
+ * walk and the defaults: topics vs pattern, reply topics that would loop,
+ * confluent framing, queue watermarks, unique model names, model paths.
+ * Single values are checked while storing (config_load.c, config_check.c). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "config_table.h"
+
+/* Line to blame for a key: where it was set, else where `fallback` was set. */
+static int src_line(int src, int fallback) {
+    return src > 0 ? src : fallback;
+}
+
+static kinfer_err check_queue_rules(kinfer_config_load_ctx *c, const kinfer_model_config *m,
+                                    const int *src, int fallback, const char *prefix) {
+    int low = kinfer_config_low_watermark_index();
+    int hard = kinfer_config_prop_find(KINFER_CONFIG_SCOPE_MODEL, "max_queue_hard");
+    int maxq = kinfer_config_prop_find(KINFER_CONFIG_SCOPE_MODEL, "max_queue");
+    char key[KEY_MAX];
+    if (m->queue_low_watermark > m->max_queue) {
+        snprintf(key, sizeof(key), "%squeue_low_watermark", prefix);
+        return kinfer_config_fail(c, src_line(src[low], src_line(src[maxq], fallback)), key,
+                                  "must be at most max_queue (%u) (got %u)", m->max_queue,
+                                  m->queue_low_watermark);
+    }
+    if (m->max_queue_hard != 0 && m->max_queue_hard < m->max_queue) {
+        snprintf(key, sizeof(key), "%smax_queue_hard", prefix);
+        return kinfer_config_fail(c, src_line(src[hard], src_line(src[maxq], fallback)), key,
+                                  "must be 0 or at least max_queue (%u) (got %u)", m->max_queue,
+                                  m->max_queue_hard);
+    }
+    return KINFER_OK;
+}
+
+static kinfer_err check_model_path(kinfer_config_load_ctx *c, size_t mi) {
+    kinfer_model_config *m = (kinfer_model_config *)&c->cfg->models[mi];
+    int pidx = kinfer_config_prop_find(KINFER_CONFIG_SCOPE_MODEL, "path");
+    int line = c->st->model_src[mi * kinfer_config_nprops + (size_t)pidx];
+    char key[KEY_MAX];
+    snprintf(key, sizeof(key), "models.[%zu].path", mi);
+    const char *raw = m->load.path;
+    if (raw[0] != '/' && strcmp(c->cfg->base_dir, ".")) {
+        size_t len = strlen(c->cfg->base_dir) + 1 + strlen(raw) + 1;
+        char *joined = kinfer_config_own_calloc(c, len, 1);
+        if (!joined)
+            return kinfer_config_nomem(c);
+        snprintf(joined, len, "%s/%s", c->cfg->base_dir, raw);
+        m->load.path = joined;
+    }
+    struct stat sb;
+    bool dir = !strcmp(m->load.kind, "bert");
+    if (stat(m->load.path, &sb) != 0)
+        return kinfer_config_fail(c, line, key, "\"%s\" does not exist (looked for %s: %s)", raw,
+                                  m->load.path, strerror(errno));
+    if (dir && !S_ISDIR(sb.st_mode))
+        return kinfer_config_fail(
+            c, line, key, "kind \"bert\" needs a model directory, and %s is not one", m->load.path);
+    if (!dir && !S_ISREG(sb.st_mode))
+        return kinfer_config_fail(c, line, key,
+                                  "kind \"%s\" needs a model file, and %s is not a regular file",
+                                  m->load.kind, m->load.path);
+    return KINFER_OK;
+}
+
+static int root_line(kinfer_config_load_ctx *c, const char *name) {
+    return c->st->root_src[kinfer_config_prop_find(KINFER_CONFIG_SCOPE_ROOT, name)];
+}
+
+/* Expands a topic template ("{topic}.replies") for one request topic. */
+static void expand_template(const char *tmpl, const char *topic, char *out, size_t outlen) {
+    size_t n = 0;
+    out[0] = '\0';
+    for (const char *p = tmpl; *p && n + 1 < outlen;) {
+        if (!strncmp(p, "{topic}", 7)) {
+            n += (size_t)snprintf(out + n, outlen - n, "%s", topic);
+            if (n >= outlen)
+                return;
+            p += 7;
+        } else {
+            out[n++] = *p++;
+            out[n] = '\0';
+        }
+    }
+}
+
+static kinfer_err check_kafka_rules(kinfer_config_load_ctx *c) {
+    const kinfer_config_kafka *k = &c->cfg->kafka;
+    int tl = root_line(c, "kafka.topics"), pl = root_line(c, "kafka.topic_pattern");
+    if (tl > 0 && pl > 0)
+        return kinfer_config_fail(
+            c, tl > pl ? tl : pl, tl > pl ? "kafka.topics" : "kafka.topic_pattern",
+            "set either kafka.topics or kafka.topic_pattern, not both (the other is at "
+            "line %d)",
+            tl > pl ? pl : tl);
+    if (!k->topic_pattern && k->topics.n == 0)
+        return kinfer_config_fail(c, tl, "kafka.topics",
+                                  "needs at least one topic (or set kafka.topic_pattern)");
+    /* A reply or DLQ topic that is itself consumed would feed the worker its
+     * own output forever. */
+    for (size_t i = 0; i < k->topics.n; i++) {
+        const char *tmpl[2] = {k->reply_topic_pattern, k->dlq_topic_pattern};
+        const char *names[2] = {"kafka.reply_topic_pattern", "kafka.dlq_topic_pattern"};
+        for (int t = 0; t < 2; t++) {
+            char out[600];
+            expand_template(tmpl[t], k->topics.items[i], out, sizeof(out));
+            for (size_t j = 0; j < k->topics.n; j++)
+                if (!strcmp(out, k->topics.items[j]))
+                    return kinfer_config_fail(
+                        c, src_line(root_line(c, names[t]), tl), names[t],
+                        "for request topic \"%s\" this is \"%s\", which is itself "
+                        "consumed (the worker would answer its own output)",
+                        k->topics.items[i], out);
+        }
+    }
+    if (!strcmp(k->reply_topic_pattern, k->dlq_topic_pattern))
+        return kinfer_config_fail(
+            c, root_line(c, "kafka.dlq_topic_pattern"), "kafka.dlq_topic_pattern",
+            "must differ from kafka.reply_topic_pattern (\"%s\")", k->reply_topic_pattern);
+    return KINFER_OK;
+}
+
+kinfer_err kinfer_config_check_rules(kinfer_config_load_ctx *c) {
+    kinfer_config *cfg = c->cfg;
+    kinfer_err rc = check_kafka_rules(c);
+    if (rc)
+        return rc;
+    if (cfg->worker.reply_framing == KINFER_CONFIG_FRAMING_CONFLUENT &&
+        cfg->worker.confluent_response_schema_id == 0)
+        return kinfer_config_fail(c, root_line(c, "worker.reply_framing"),
+                                  "worker.confluent_response_schema_id",
+                                  "required (non-zero) when worker.reply_framing is \"confluent\"");
+    if ((rc = check_queue_rules(c, &cfg->scheduler, c->st->sched_src, 0, "scheduler.")))
+        return rc;
+    if (c->st->models_line == 0)
+        return kinfer_config_fail(c, 0, "models",
+                                  "at least one model is required (models = ( { name = ...; "
+                                  "kind = ...; path = ...; } );)");
+    if (cfg->nmodels == 0)
+        return kinfer_config_fail(c, c->st->models_line, "models",
+                                  "at least one model is required");
+    int nidx = kinfer_config_prop_find(KINFER_CONFIG_SCOPE_MODEL, "name");
+    for (size_t i = 0; i < cfg->nmodels; i++) {
+        const int *src = c->st->model_src + i * kinfer_config_nprops;
+        char prefix[64];
+        snprintf(prefix, sizeof(prefix), "models.[%zu].", i);
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(cfg->models[i].name, cfg->models[j].name)) {
+                char key[KEY_MAX];
+                snprintf(key, sizeof(key), "models.[%zu].name", i);
+                return kinfer_config_fail(c, src[nidx], key,
+                                          "model \"%s\" is already defined by models.[%zu]",
+                                          cfg->models[i].name, j);
+            }
+        if ((rc = check_queue_rules(c, &cfg->models[i], src, c->st->model_line[i], prefix)))
+            return rc;
+        if ((rc = check_model_path(c, i)))
+            return rc;
+    }
+    return KINFER_OK;
+}
