@@ -43,9 +43,14 @@ addr=127.0.0.1:$port
 pidfile=$state/kafka.pid
 
 # --- jars -------------------------------------------------------------------
+jar_count() {
+    local j=("$jars"/*.jar)
+    echo "${#j[@]}"
+}
+
 fetch() {
     if [ -f "$jars/.complete" ]; then
-        echo "kafka: $version jars cached in $jars ($(ls "$jars"/*.jar | wc -l) jars)"
+        echo "kafka: $version jars cached in $jars ($(jar_count) jars)"
         return 0
     fi
     command -v mvn >/dev/null || die "mvn not found: run scripts/setup.sh"
@@ -67,7 +72,7 @@ fetch() {
     touch "$tmp/.complete"
     rm -rf "$jars"
     mv "$tmp" "$jars"
-    echo "kafka: $version jars in $jars ($(ls "$jars"/*.jar | wc -l) jars)"
+    echo "kafka: $version jars in $jars ($(jar_count) jars)"
 }
 
 # --- process helpers --------------------------------------------------------

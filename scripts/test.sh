@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # scripts/test.sh — everything `make test` (and so CI, via .ci/run) runs:
 # setup, plain build, format and static checks, unit tests, ASan+UBSan build
-# and unit tests, a real Kafka broker, the integration suite. Stops at the
-# first failing stage; always stops the broker it started.
+# and unit tests, a real Kafka broker, the integration suite.
+# setup and build failing stop the run; every later stage runs even when an
+# earlier one failed (a format slip must not hide a test failure), and any
+# failure makes the exit status non-zero. The broker it starts is always stopped.
 #
 #   CMAKE_FLAGS              extra cmake flags for both builds (KINFER_CUDA stays AUTO)
 #   JOBS                     build/ctest parallelism (default 2)
@@ -19,31 +21,44 @@ export KINFER_KAFKA_PORT=${KINFER_KAFKA_PORT:-19092}
 logs=$root/build/test-logs
 t_all=$(date +%s.%N)
 
-stage_names=()
-stage_times=()
-current=""
+stage_lines=()
+failed_stages=()
 kafka_started=0
 passed=0 failed=0 skipped=0
 
 now() { date +%s.%N; }
 elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
 
-begin() {
-    current=$1
-    stage_t0=$(now)
+# stage NAME FUNCTION: run FUNCTION in a subshell with errexit on (its first
+# failing command fails the stage), record ok/FAILED and seconds; the status
+# is left in stage_rc. Never call it inside if/&&/||: bash would then ignore
+# errexit in FUNCTION too.
+stage_rc=0
+stage() {
+    local name=$1 fn=$2 t0 rc
+    t0=$(now)
     echo
-    echo "==== [$current] $(date -u +%H:%M:%S) ===="
-}
-end() {
-    stage_names+=("$current")
-    stage_times+=("$(elapsed "$stage_t0")")
-    current=""
+    echo "==== [$name] $(date -u +%H:%M:%S) ===="
+    set +e
+    (
+        set -e
+        "$fn"
+    )
+    rc=$?
+    set -e
+    if [ "$rc" -eq 0 ]; then
+        stage_lines+=("$(printf '  %-8s ok      %7ss' "$name" "$(elapsed "$t0")")")
+    else
+        stage_lines+=("$(printf '  %-8s FAILED  %7ss  (exit %d)' "$name" "$(elapsed "$t0")" "$rc")")
+        failed_stages+=("$name")
+    fi
+    stage_rc=$rc
 }
 
 # count_ctest LOG: add ctest's "N% tests passed, F tests failed out of T".
 count_ctest() {
     local line total fail skip
-    line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$1" | tail -n1) || return 0
+    line=$(grep -E 'tests passed, [0-9]+ tests? failed out of [0-9]+' "$1" 2>/dev/null | tail -n1) || return 0
     fail=$(sed -E 's/.* ([0-9]+) tests? failed out of.*/\1/' <<<"$line")
     total=$(sed -E 's/.*out of ([0-9]+).*/\1/' <<<"$line")
     skip=$(grep -cE '^[[:space:]]*[0-9]+ - .*\(Skipped\)' "$1" || true)
@@ -55,7 +70,8 @@ count_ctest() {
 # count_pytest LOG: add pytest's closing "N passed, N failed, N skipped, N error".
 count_pytest() {
     local line n
-    line=$(grep -E '^=+ .*(passed|failed|error|skipped|no tests ran).* in [0-9.]+s' "$1" | tail -n1) || return 0
+    line=$(grep -E '^=+ .*(passed|failed|error|skipped|no tests ran).* in [0-9.]+s' "$1" 2>/dev/null | tail -n1) ||
+        return 0
     n=$(grep -oE '[0-9]+ passed' <<<"$line" | cut -d' ' -f1) && passed=$((passed + n))
     n=$(grep -oE '[0-9]+ failed' <<<"$line" | cut -d' ' -f1) && failed=$((failed + n))
     n=$(grep -oE '[0-9]+ errors?' <<<"$line" | cut -d' ' -f1) && failed=$((failed + n))
@@ -64,91 +80,99 @@ count_pytest() {
 }
 
 finish() {
-    local rc=$?
+    local rc=$? line
     set +e
     if [ "$kafka_started" = 1 ]; then
         "$root/scripts/kafka.sh" stop >/dev/null 2>&1 || echo "test.sh: stopping Kafka failed" >&2
     fi
-    # A failing test stage stopped before counting: count its log now.
-    case "$current" in
-    unit) count_ctest "$logs/ctest.log" ;;
-    asan) count_ctest "$logs/ctest-asan.log" ;;
-    pytest) count_pytest "$logs/pytest.log" ;;
-    esac
     echo
     echo "==== summary ===="
-    local i
-    for i in "${!stage_names[@]}"; do
-        printf '  %-12s ok      %7ss\n' "${stage_names[$i]}" "${stage_times[$i]}"
-    done
-    if [ -n "$current" ]; then
-        printf '  %-12s FAILED  %7ss\n' "$current" "$(elapsed "$stage_t0")"
-        [ "$failed" -gt 0 ] || failed=1
-    fi
-    printf '  %-12s         %7ss\n' total "$(elapsed "$t_all")"
-    if [ "$rc" -eq 0 ] && [ "$failed" -ne 0 ]; then rc=1; fi
-    if [ "$rc" -ne 0 ]; then
-        echo "test.sh: FAILED in stage '${current:-?}' (exit $rc); logs in $logs"
+    for line in "${stage_lines[@]}"; do echo "$line"; done
+    printf '  %-8s         %7ss\n' total "$(elapsed "$t_all")"
+    if [ ${#failed_stages[@]} -gt 0 ]; then
+        echo "test.sh: FAILED stages: ${failed_stages[*]} (logs in $logs)"
+        # A failed stage with no failed test in it (build, format, static,
+        # kafka, a crash) still counts as one failure in the closing line.
+        failed=$((failed + ${#failed_stages[@]} - failed_test_stages))
+        [ "$rc" -ne 0 ] || rc=1
+    elif [ "$rc" -ne 0 ]; then
+        echo "test.sh: interrupted (exit $rc)"
+        failed=$((failed + 1))
     fi
     echo "tests: $passed passed, $failed failed, $skipped skipped"
     exit "$rc"
 }
-mkdir -p "$logs"
-rm -f "$logs"/*.log
 trap finish EXIT
 trap 'exit 130' INT TERM
+failed_test_stages=0
 
-begin setup
-"$root/scripts/setup.sh"
-end
+mkdir -p "$logs"
+rm -f "$logs"/*.log
 
-begin build
-cmake -S . -B build -DKINFER_WERROR=ON "${cmake_flags[@]}" >/dev/null
-cmake --build build -j"$jobs"
-end
-
-begin format
-"$root/scripts/format.sh" check
-end
-
-begin static
-"$root/scripts/check-static.sh"
-end
-
-begin unit
-(cd build && ctest --output-on-failure --no-tests=error --timeout 900 -j"$jobs") 2>&1 | tee "$logs/ctest.log"
-count_ctest "$logs/ctest.log"
-end
-
-if [ "${KINFER_TEST_SKIP_ASAN:-0}" = 1 ]; then
-    echo
-    echo "==== [asan] skipped (KINFER_TEST_SKIP_ASAN=1) ===="
-else
-    begin asan
+do_setup() { "$root/scripts/setup.sh"; }
+do_build() {
+    cmake -S . -B build -DKINFER_WERROR=ON "${cmake_flags[@]}" >/dev/null
+    cmake --build build -j"$jobs"
+}
+do_format() { "$root/scripts/format.sh" check; }
+do_static() { "$root/scripts/check-static.sh"; }
+do_unit() {
+    cd build
+    ctest --output-on-failure --no-tests=error --timeout 900 -j"$jobs" 2>&1 | tee "$logs/ctest.log"
+}
+do_asan() {
     cmake -S . -B build-asan -DKINFER_WERROR=ON -DKINFER_SANITIZE=address,undefined \
         -DKINFER_BENCH=OFF "${cmake_flags[@]}" >/dev/null
     cmake --build build-asan -j"$jobs"
-    (cd build-asan && ctest --output-on-failure --no-tests=error --timeout 900 -j"$jobs") 2>&1 |
-        tee "$logs/ctest-asan.log"
-    count_ctest "$logs/ctest-asan.log"
-    end
+    cd build-asan
+    ctest --output-on-failure --no-tests=error --timeout 900 -j"$jobs" 2>&1 | tee "$logs/ctest-asan.log"
+}
+do_kafka() {
+    "$root/scripts/kafka.sh" start | tee "$logs/kafka-start.log"
+}
+do_pytest() {
+    # Exit 5 (no tests collected) fails like any other non-zero status: there
+    # are always integration tests.
+    timeout --signal=TERM --kill-after=30 "${KINFER_PYTEST_TIMEOUT:-2400}" \
+        python3 -m pytest 2>&1 | tee "$logs/pytest.log"
+}
+
+# A test stage that failed because tests failed is already counted by its log.
+tests_stage() {
+    local name=$1 fn=$2 counter=$3 log=$4 before=$failed
+    stage "$name" "$fn"
+    "$counter" "$log"
+    if [ "$stage_rc" -ne 0 ] && [ "$failed" -gt "$before" ]; then
+        failed_test_stages=$((failed_test_stages + 1))
+    fi
+}
+
+stage setup do_setup
+[ "$stage_rc" -eq 0 ] || exit 1
+stage build do_build
+[ "$stage_rc" -eq 0 ] || exit 1
+stage format do_format
+stage static do_static
+tests_stage unit do_unit count_ctest "$logs/ctest.log"
+if [ "${KINFER_TEST_SKIP_ASAN:-0}" = 1 ]; then
+    echo
+    echo "==== [asan] skipped (KINFER_TEST_SKIP_ASAN=1) ===="
+    stage_lines+=("$(printf '  %-8s skipped (KINFER_TEST_SKIP_ASAN=1)' asan)")
+else
+    tests_stage asan do_asan count_ctest "$logs/ctest-asan.log"
 fi
 
-begin kafka
+# The broker is started from this shell (not a stage subshell) so that the
+# EXIT trap knows whether to stop it: a broker someone left running is reused
+# and left running.
 if "$root/scripts/kafka.sh" status >/dev/null 2>&1; then
     echo "test.sh: reusing the broker already running on port $KINFER_KAFKA_PORT (left running)"
 else
     kafka_started=1
 fi
-bootstrap=$("$root/scripts/kafka.sh" start | tail -n1)
-export KINFER_BOOTSTRAP=$bootstrap
-echo "test.sh: Kafka at $bootstrap"
-end
-
-begin pytest
-# Exit 5 (no tests collected) fails like any other non-zero status: there are
-# always integration tests.
-timeout --signal=TERM --kill-after=30 "${KINFER_PYTEST_TIMEOUT:-2400}" \
-    python3 -m pytest 2>&1 | tee "$logs/pytest.log"
-count_pytest "$logs/pytest.log"
-end
+stage kafka do_kafka
+if [ "$stage_rc" -eq 0 ]; then
+    KINFER_BOOTSTRAP=$(tail -n1 "$logs/kafka-start.log")
+    export KINFER_BOOTSTRAP
+    tests_stage pytest do_pytest count_pytest "$logs/pytest.log"
+fi
