@@ -95,7 +95,7 @@ static inline int fake_in_execute(fake_model_ctx *f) {
 }
 
 static inline kinfer_err fake_load(void *ctx, const kinfer_model_options *opts, void **model,
-                            kinfer_error *err) {
+                                   kinfer_error *err) {
     fake_model_ctx *f = ctx;
     if (f->fail_load != KINFER_OK)
         return kinfer_error_set(err, f->fail_load, "%s: fake load failure", opts->path);
@@ -115,8 +115,8 @@ static inline void fake_destroy(void *ctx, void *model) {
 }
 
 static inline kinfer_err fake_check(void *ctx, const void *model, const kinfer_tensor *inputs,
-                             size_t ninputs, const kinfer_param *params, size_t nparams,
-                             kinfer_request_cost *cost, kinfer_error *err) {
+                                    size_t ninputs, const kinfer_param *params, size_t nparams,
+                                    kinfer_request_cost *cost, kinfer_error *err) {
     fake_model_ctx *f = ctx;
     (void)model, (void)params, (void)nparams;
     if (ninputs != 1 || inputs[0].name.len != 1 || inputs[0].name.ptr[0] != 'x' ||
@@ -130,8 +130,8 @@ static inline kinfer_err fake_check(void *ctx, const void *model, const kinfer_t
     return KINFER_OK;
 }
 
-static inline kinfer_err fake_replica_new(void *ctx, void *model, const char *device, uint32_t max_rows,
-                                   void **replica, kinfer_error *err) {
+static inline kinfer_err fake_replica_new(void *ctx, void *model, const char *device,
+                                          uint32_t max_rows, void **replica, kinfer_error *err) {
     fake_model_ctx *f = ctx;
     (void)model;
     for (int i = 0; i < 4; i++)
@@ -159,8 +159,8 @@ static inline void fake_replica_destroy(void *ctx, void *replica) {
     pthread_mutex_unlock(&f->mu);
 }
 
-static inline kinfer_err fake_execute(void *ctx, void *replica, kinfer_batch_item *items, size_t nitems,
-                               kinfer_error *err) {
+static inline kinfer_err fake_execute(void *ctx, void *replica, kinfer_batch_item *items,
+                                      size_t nitems, kinfer_error *err) {
     fake_model_ctx *f = ctx;
     fake_replica *rep = replica;
     uint32_t rows = 0;
@@ -323,7 +323,7 @@ static inline void fake_req_fill(fake_req *r, size_t id, uint32_t rows) {
 }
 
 static inline kinfer_engine_request fake_request(const char *model, fake_req *r, size_t id,
-                                          int64_t deadline_us, int32_t priority) {
+                                                 int64_t deadline_us, int32_t priority) {
     kinfer_engine_request q;
     memset(&q, 0, sizeof(q));
     q.model.ptr = model;
