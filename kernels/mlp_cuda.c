@@ -9,7 +9,8 @@
  * Two staging slots (pinned x/y + an event) alternate between batches.
  * With the synchronous seam (kinfer_replica_execute returns outputs) a
  * batch is submitted and then waited for, so only one slot is busy at a
- * time; slot_submit/slot_wait are kept apart so that an async seam
+ * time, and packing overlaps the GPU only inside a large batch (two
+ * parts). slot_submit/slot_wait are kept apart so that an async seam
  * (submit batch N+1, pack N+2, then collect N+1) needs no change here. */
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +30,8 @@
  * front keeps cuBLAS from allocating on the first GEMM of a new shape. */
 #define MLP_CUDA_WORKSPACE ((size_t)32 << 20)
 #define MLP_CUDA_SLOTS 2
+/* Batches of at least this many rows run as two pipelined parts. */
+#define MLP_CUDA_SPLIT_MIN_ROWS 256
 
 typedef struct mlp_cuda_slot {
     float *h_x; /* pinned [max_rows, in_width]: packed batch */
@@ -90,15 +93,19 @@ done:
     return rc;
 }
 
-/* Enqueues H2D, the layers and D2H for `rows` rows already packed in
- * slot->h_x, then records slot->done. Returns without waiting. */
-static kinfer_err slot_submit(mlp_cuda_replica *r, mlp_cuda_slot *slot, uint32_t rows,
-                              kinfer_error *err) {
+/* Enqueues H2D, the layers and D2H for rows [row0, row0 + rows) already
+ * packed in slot->h_x, then records slot->done. Returns without waiting.
+ * The device buffers are reused from row 0 for every call: calls on the
+ * one stream run in order, so a later part cannot overwrite an earlier
+ * part's intermediates; only the pinned host rows are distinct. */
+static kinfer_err slot_submit(mlp_cuda_replica *r, mlp_cuda_slot *slot, uint32_t row0,
+                              uint32_t rows, kinfer_error *err) {
     const mlp_model *m = r->model;
     kinfer_err rc = KINFER_OK;
     int half = r->ctype != KINFER_DTYPE_FP32;
     KINFER_CUDA_GOTO(err, r->dev,
-                     cudaMemcpyAsync(r->d_x, slot->h_x, (size_t)rows * m->in_width * sizeof(float),
+                     cudaMemcpyAsync(r->d_x, slot->h_x + (size_t)row0 * m->in_width,
+                                     (size_t)rows * m->in_width * sizeof(float),
                                      cudaMemcpyHostToDevice, r->stream),
                      fail);
     const void *in = r->d_x;
@@ -139,11 +146,12 @@ static kinfer_err slot_submit(mlp_cuda_replica *r, mlp_cuda_slot *slot, uint32_t
                              fail);
     }
     KINFER_CUDA_GOTO(err, r->dev,
-                     cudaMemcpyAsync(slot->h_y, y, (size_t)rows * m->out_width * sizeof(float),
+                     cudaMemcpyAsync(slot->h_y + (size_t)row0 * m->out_width, y,
+                                     (size_t)rows * m->out_width * sizeof(float),
                                      cudaMemcpyDeviceToHost, r->stream),
                      fail);
     KINFER_CUDA_GOTO(err, r->dev, cudaEventRecord(slot->done, r->stream), fail);
-    slot->rows = rows;
+    slot->rows = row0 + rows;
     return KINFER_OK;
 fail:
     return rc;
@@ -178,8 +186,35 @@ static kinfer_err cuda_execute(kinfer_replica_impl *impl, kinfer_batch_item *ite
         if (rc != KINFER_OK)
             goto fail;
     }
-    mlp_batch_pack(m, items, nitems, slot->h_x);
-    rc = slot_submit(r, slot, rows, err);
+    /* Within one synchronous execute the only overlap left is inside the
+     * batch: a large batch goes in two parts split at an item boundary, and
+     * the second part is packed on the CPU while the GPU copies and
+     * computes the first. Small batches go whole (two launch sequences
+     * would cost more than the packing saves). */
+    size_t split = nitems;
+    uint32_t rows_a = rows;
+    if (rows >= MLP_CUDA_SPLIT_MIN_ROWS) {
+        uint32_t acc = 0;
+        for (size_t i = 0; i < nitems; i++) {
+            if (items[i].status == KINFER_OK)
+                acc += items[i].cost.rows;
+            if (acc >= rows / 2) {
+                split = i + 1;
+                rows_a = acc;
+                break;
+            }
+        }
+        if (rows_a == 0 || rows_a >= rows) {
+            split = nitems;
+            rows_a = rows;
+        }
+    }
+    mlp_batch_pack(m, items, split, slot->h_x);
+    rc = slot_submit(r, slot, 0, rows_a, err);
+    if (rc == KINFER_OK && split < nitems) {
+        mlp_batch_pack(m, items + split, nitems - split, slot->h_x + (size_t)rows_a * m->in_width);
+        rc = slot_submit(r, slot, rows_a, rows - rows_a, err);
+    }
     if (rc == KINFER_OK)
         rc = slot_wait(r, slot, err);
     if (rc != KINFER_OK)
@@ -292,7 +327,7 @@ static kinfer_err warm_up(mlp_cuda_replica *r, kinfer_error *err) {
     memset(slot->h_x, 0, (size_t)r->max_rows * r->model->in_width * sizeof(float));
     uint32_t sizes[2] = {1, r->max_rows};
     for (int i = 0; i < 2; i++) {
-        kinfer_err rc = slot_submit(r, slot, sizes[i], err);
+        kinfer_err rc = slot_submit(r, slot, 0, sizes[i], err);
         if (rc == KINFER_OK)
             rc = slot_wait(r, slot, err);
         if (rc != KINFER_OK)

@@ -236,31 +236,58 @@ static void test_random_mlps(void **state) {
     }
 }
 
-/* One malformed item among good ones: it alone fails, on both backends. */
+/* One malformed item among good ones: it alone fails, on both backends,
+ * in a small batch and in one large enough to run as two pipelined parts
+ * (mlp_cuda.c splits at 256 rows). */
 static void test_bad_item_isolated(void **state) {
     (void)state;
-    const mlp_case *c = &cases[1];
-    fixture f;
-    fixture_open(&f, c, 5, KINFER_NAN_PASS);
-    tu_rng rng = {77};
-    batch b;
-    batch_make(&b, c, &rng, 20);
-    assert_true(b.nitems >= 3);
-    b.in[1].shape[b.in[1].ndim - 1] = c->dims[0] + 1; /* wrong width */
-    kinfer_error err;
-    assert_int_equal(kinfer_replica_execute(f.cuda, b.items, b.nitems, &err), KINFER_OK);
-    assert_int_equal(b.items[1].status, KINFER_ERR_INVALID_REQUEST);
-    assert_int_equal(b.items[0].status, KINFER_OK);
-    assert_int_equal(b.items[2].status, KINFER_OK);
-    float y0[3 * 9];
-    memcpy(y0, b.items[0].outputs[0].data, b.items[0].outputs[0].nbytes);
-    assert_int_equal(kinfer_replica_execute(f.cpu, b.items, b.nitems, &err), KINFER_OK);
-    assert_int_equal(b.items[1].status, KINFER_ERR_INVALID_REQUEST);
-    const float *c0 = b.items[0].outputs[0].data;
-    for (size_t i = 0; i < b.items[0].outputs[0].nbytes / sizeof(float); i++)
-        assert_true(fabs(y0[i] - c0[i]) <= 1e-5 * (1 + fabs(c0[i])));
-    free(b.x);
-    fixture_close(&f);
+    const struct {
+        const mlp_case *c;
+        uint32_t rows;
+    } runs[] = {{&cases[1], 20}, {&cases[2], 300}};
+    for (size_t k = 0; k < 2; k++) {
+        const mlp_case *c = runs[k].c;
+        uint32_t out = c->dims[c->nlayers];
+        fixture f;
+        fixture_open(&f, c, 5 + k, KINFER_NAN_PASS);
+        tu_rng rng = {77 + k};
+        batch b;
+        batch_make(&b, c, &rng, runs[k].rows);
+        assert_true(b.nitems >= 3);
+        b.in[1].shape[b.in[1].ndim - 1] = c->dims[0] + 1; /* wrong width */
+        kinfer_error err;
+        assert_int_equal(kinfer_replica_execute(f.cuda, b.items, b.nitems, &err), KINFER_OK);
+        assert_int_equal(b.items[1].status, KINFER_ERR_INVALID_REQUEST);
+        size_t total = 0;
+        for (size_t i = 0; i < b.nitems; i++)
+            if (i != 1) {
+                assert_int_equal(b.items[i].status, KINFER_OK);
+                total += b.items[i].outputs[0].nbytes / sizeof(float);
+            }
+        float *gpu = malloc(total * sizeof(float) + 1), *p = gpu;
+        for (size_t i = 0; i < b.nitems; i++)
+            if (i != 1) {
+                memcpy(p, b.items[i].outputs[0].data, b.items[i].outputs[0].nbytes);
+                p += b.items[i].outputs[0].nbytes / sizeof(float);
+            }
+        assert_int_equal(kinfer_replica_execute(f.cpu, b.items, b.nitems, &err), KINFER_OK);
+        assert_int_equal(b.items[1].status, KINFER_ERR_INVALID_REQUEST);
+        p = gpu;
+        for (size_t i = 0; i < b.nitems; i++) {
+            if (i == 1)
+                continue;
+            const float *cpu = b.items[i].outputs[0].data;
+            size_t n = b.items[i].outputs[0].nbytes / sizeof(float);
+            assert_int_equal(n, (size_t)b.items[i].cost.rows * out);
+            for (size_t j = 0; j < n; j++)
+                if (!(fabs(p[j] - cpu[j]) <= 1e-5 * (1 + fabs(cpu[j]))))
+                    fail_msg("item %zu element %zu: cuda %.9g cpu %.9g", i, j, p[j], cpu[j]);
+            p += n;
+        }
+        free(gpu);
+        free(b.x);
+        fixture_close(&f);
+    }
 }
 
 /* NaN and Inf in the inputs (nan_policy pass) go through both backends the
