@@ -8,6 +8,7 @@
  *   bench_scheduler_mlp [--runs N] [--duration-ms MS] [--concurrency C]
  *                       [--delay-us US] [--device cpu|cuda:0] [--flood N]
  *                       [--deadline-rate R]... [--deadline-ms MS] [--cpu-threads N]
+ *                       [--no-caps]
  * --deadline-rate adds an open-loop run at R req/s whose requests are due
  * --deadline-ms later: it shows how well the latency estimate times
  * deadline-triggered batches (on time / late / expired). */
@@ -127,6 +128,7 @@ typedef struct opts {
     size_t ndeadline_rates;
     int64_t deadline_ms;
     int cpu_threads; /* 0 = online cores */
+    bool no_caps;    /* skip the closed-loop batch-cap runs */
 } opts;
 
 static kinfer_err make_engine(const opts *o, uint32_t cap, uint32_t hard, void *ctx,
@@ -396,6 +398,8 @@ int main(int argc, char **argv) {
             o.flood = (size_t)atoll(v), i++;
         else if (!strcmp(a, "--deadline-rate") && v && o.ndeadline_rates < 8)
             o.deadline_rates[o.ndeadline_rates++] = atof(v), i++;
+        else if (!strcmp(a, "--no-caps"))
+            o.no_caps = true;
         else if (!strcmp(a, "--cpu-threads") && v)
             o.cpu_threads = atoi(v), i++;
         else if (!strcmp(a, "--deadline-ms") && v)
@@ -446,7 +450,7 @@ int main(int argc, char **argv) {
     int rc = 0;
     printf("%-6s %10s %9s %9s %10s %8s %10s %10s %11s   runs (req/s)\n", "cap", "req/s", "p50 ms",
            "p99 ms", "rows/batch", "x cap 1", "compute ms", "estim. ms", "cpu us/req");
-    for (size_t c = 0; c < sizeof(caps) / sizeof(caps[0]); c++) {
+    for (size_t c = 0; !o.no_caps && c < sizeof(caps) / sizeof(caps[0]); c++) {
         result r[15];
         double rps[15], p50[15], p99[15], mb[15], cm[15], em[15], cu[15];
         for (int k = 0; k < o.runs; k++) {

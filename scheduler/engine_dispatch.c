@@ -44,18 +44,45 @@ static uint64_t batch_tokens(uint64_t rows, uint32_t max_len, uint64_t sum_token
     return max_len ? rows * max_len : sum_tokens;
 }
 
+/* The most rows the next batch may take so that the request with the
+ * earliest deadline still makes it: when a full batch would finish after
+ * that deadline but a smaller one would not, the largest such size (binary
+ * search; the estimate grows with rows). Otherwise max_batch_size: a head
+ * that cannot make it even alone gains nothing from a smaller batch, and
+ * keeping batches full then keeps throughput up under overload. */
+uint32_t sched_batch_row_limit(const sched_model *m, int64_t now, int64_t margin) {
+    const sched_req *head = sched_queue_peek(&m->queue);
+    if (!head || head->deadline_us == SCHED_NO_DEADLINE)
+        return m->max_batch_size;
+    uint32_t full = prospective_rows(m);
+    int64_t slack = head->deadline_us - now - margin;
+    uint32_t lo = head->cost.rows, hi = full;
+    if (lo >= hi || sched_latency_estimate(&m->latency, hi) <= slack ||
+        sched_latency_estimate(&m->latency, lo) > slack)
+        return m->max_batch_size;
+    while (hi - lo > 1) { /* est(lo) fits, est(hi) does not */
+        uint32_t mid = lo + (hi - lo) / 2;
+        if (sched_latency_estimate(&m->latency, mid) <= slack)
+            lo = mid;
+        else
+            hi = mid;
+    }
+    return lo;
+}
+
 /* Moves the EDF prefix that fits onto rep. Never splits a request; stops at
  * the first one that does not fit so that no later deadline overtakes it. */
-static void form_batch(sched_model *m, sched_replica *rep, int64_t now) {
+static void form_batch(sched_model *m, sched_replica *rep, int64_t now, int64_t margin) {
     uint64_t rows = 0, sum_tokens = 0;
     uint32_t max_len = 0;
+    uint32_t limit = sched_batch_row_limit(m, now, margin);
     rep->nreqs = 0;
     for (;;) {
         sched_req *r = sched_queue_peek(&m->queue);
         if (!r)
             break;
         uint64_t nrows = rows + r->cost.rows;
-        if (nrows > m->max_batch_size)
+        if (nrows > limit)
             break;
         if (m->max_batch_tokens > 0 && rep->nreqs > 0) {
             uint32_t nlen = r->cost.max_len > max_len ? r->cost.max_len : max_len;
@@ -132,7 +159,7 @@ int64_t sched_engine_pass(kinfer_engine *engine, int64_t now, sched_pass_out *ou
             sched_replica *rep = pick_replica(engine, m);
             if (!rep)
                 break; /* a finishing batch signals the scheduler */
-            form_batch(m, rep, now);
+            form_batch(m, rep, now, margin);
             changed = true;
             if (kinfer_log_enabled(KINFER_LOG_DEBUG))
                 KINFER_LOGD("engine.dispatch", "model=%s device=%s trigger=%s requests=%zu rows=%u",

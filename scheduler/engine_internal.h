@@ -150,6 +150,10 @@ typedef struct sched_pass_out {
     sched_req *aborted; /* shutdown leftovers, linked through `newer` */
 } sched_pass_out;
 int64_t sched_engine_pass(kinfer_engine *engine, int64_t now, sched_pass_out *out);
+/* Rows the next batch of m may take at `now` so that its earliest deadline
+ * is still met (max_batch_size when that makes no difference). Under the
+ * lock. */
+uint32_t sched_batch_row_limit(const sched_model *m, int64_t now, int64_t margin);
 /* Smoothed timer + hand-off lag added to the deadline margin (0 in manual
  * mode, where neither exists). Under the lock. */
 int64_t sched_engine_dispatch_lag(const kinfer_engine *engine);

@@ -100,6 +100,14 @@ static int64_t step(env *e, size_t *batches) {
     return next;
 }
 
+/* Submits, then lets the delay trigger take everything in one batch. */
+static void run_one_batch(env *e) {
+    set_now(e, T0 + 1000000);
+    size_t batches;
+    step(e, &batches);
+    assert_int_equal(batches, 1);
+}
+
 static void test_size_trigger(void **state) {
     (void)state;
     env *e = env_alloc();
@@ -222,6 +230,58 @@ static void test_deadline_trigger_uses_estimate(void **state) {
     env_free(e);
 }
 
+static void test_batch_shrinks_to_fit_head_deadline(void **state) {
+    (void)state;
+    env *e = env_alloc();
+    e->fake.exec_base_us = 0;
+    e->fake.exec_per_row_us = 1000; /* 1 ms per row */
+    env_start(e);
+    size_t batches;
+    /* Teach the estimator: a 1-row batch (point 1 row -> 1000 + 2 * 500)
+     * and an 8-row batch (8 rows -> 8000 + 2 * 4000). */
+    assert_int_equal(submit(e, 0, 1, 0, 0), KINFER_OK);
+    run_one_batch(e);
+    for (size_t i = 1; i <= 8; i++)
+        assert_int_equal(submit(e, i, 1, 0, 0), KINFER_OK);
+    step(e, &batches);
+    assert_int_equal(batches, 1);
+    kinfer_engine_stats st;
+    kinfer_engine_stats_get(e->engine, 0, &st);
+    assert_int_equal(st.latency_estimate_1_us, 2000);
+    assert_int_equal(st.latency_estimate_max_us, 16000);
+
+    /* Eight 1-row requests due in 7 ms. A full batch (16 ms estimated)
+     * would miss; 3 rows (6 ms) is the largest that fits 7 ms - margin. */
+    int64_t t0 = now(e), due = t0 + 7000;
+    for (size_t i = 10; i < 18; i++)
+        assert_int_equal(submit(e, i, 1, due, 0), KINFER_OK);
+    step(e, &batches);
+    assert_int_equal(batches, 1);
+    assert_int_equal(e->reqs[10].batch_size, 3);
+    assert_int_equal(e->reqs[12].batch_size, 3);
+    assert_int_equal(e->reqs[13].completions, 0);
+    /* 4 ms left. The 3-row batch taught (3 rows -> 3000 + 2 * 1500), so 2
+     * rows are now estimated at 4000 > 3900: one row at a time, each
+     * 1-row sample shrinking the 1-row deviation, while they fit. */
+    for (size_t i = 13; i < 16; i++) {
+        step(e, &batches);
+        assert_int_equal(batches, 1);
+        assert_int_equal(e->reqs[i].batch_size, 1);
+    }
+    for (size_t i = 10; i < 16; i++) {
+        assert_int_equal(e->reqs[i].status, KINFER_OK);
+        assert_true(e->reqs[i].completed_at <= due);
+    }
+    /* 1 ms left, less than even one row is expected to take (1422 us):
+     * shrinking cannot save the head, so the batch is as full as it can
+     * be. */
+    step(e, &batches);
+    assert_int_equal(batches, 1);
+    assert_int_equal(e->reqs[16].batch_size, 2);
+    assert_true(e->reqs[17].completed_at > due);
+    env_free(e);
+}
+
 static void test_expiry_while_queued(void **state) {
     (void)state;
     env *e = env_alloc();
@@ -267,14 +327,6 @@ static void test_expiry_while_queued(void **state) {
     assert_int_equal(st.completed_error, 1);
     assert_int_equal(st.completed_ok, 2);
     env_free(e);
-}
-
-/* Submits, then lets the delay trigger take everything in one batch. */
-static void run_one_batch(env *e) {
-    set_now(e, T0 + 1000000);
-    size_t batches;
-    step(e, &batches);
-    assert_int_equal(batches, 1);
 }
 
 static void test_edf_order(void **state) {
@@ -734,6 +786,7 @@ int main(void) {
         cmocka_unit_test(test_size_trigger),
         cmocka_unit_test(test_delay_trigger),
         cmocka_unit_test(test_deadline_trigger_uses_estimate),
+        cmocka_unit_test(test_batch_shrinks_to_fit_head_deadline),
         cmocka_unit_test(test_expiry_while_queued),
         cmocka_unit_test(test_edf_order),
         cmocka_unit_test(test_edf_across_batches),
