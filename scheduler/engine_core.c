@@ -24,6 +24,10 @@ static char *dup_str(const char *s) {
 
 /* ---- construction -------------------------------------------------------- */
 
+/* Sanity bounds that also keep the µs arithmetic far from overflow. */
+#define MAX_TIMEOUT_MS (30LL * 86400 * 1000)
+#define MAX_DELAY_US (3600LL * 1000000)
+
 static kinfer_err check_config(const kinfer_engine_config *cfg, kinfer_error *err) {
     if (!cfg->on_complete)
         return kinfer_error_set(err, KINFER_ERR_INVALID_ARG, "engine: on_complete is required");
@@ -57,6 +61,11 @@ static kinfer_err check_config(const kinfer_engine_config *cfg, kinfer_error *er
                                     "model '%s': max_queue_delay_us and default_timeout_ms must "
                                     "not be negative",
                                     mc->name);
+        if (mc->default_timeout_ms > MAX_TIMEOUT_MS || mc->max_queue_delay_us > MAX_DELAY_US)
+            return kinfer_error_set(err, KINFER_ERR_CONFIG,
+                                    "model '%s': default_timeout_ms at most %lld (30 days), "
+                                    "max_queue_delay_us at most %lld (1 hour)",
+                                    mc->name, (long long)MAX_TIMEOUT_MS, (long long)MAX_DELAY_US);
         if (mc->max_queue > 0 && mc->queue_low_watermark >= mc->max_queue)
             return kinfer_error_set(err, KINFER_ERR_CONFIG,
                                     "model '%s': queue_low_watermark (%u) must be below max_queue "

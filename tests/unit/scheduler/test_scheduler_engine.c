@@ -751,6 +751,24 @@ static void test_config_errors(void **state) {
         kinfer_engine_new_with_ops(&e->cfg, &fake_ops, &e->fake, &e->opts, &eng, &e->err),
         KINFER_ERR_CONFIG);
     assert_non_null(strstr(e->err.msg, "queue_low_watermark"));
+#define NEW_FAILS_CONFIG()                                                                         \
+    assert_int_equal(                                                                              \
+        kinfer_engine_new_with_ops(&e->cfg, &fake_ops, &e->fake, &e->opts, &eng, &e->err),         \
+        KINFER_ERR_CONFIG)
+    two[1].queue_low_watermark = 0;
+    two[1].default_timeout_ms = 31LL * 86400 * 1000;
+    NEW_FAILS_CONFIG();
+    assert_non_null(strstr(e->err.msg, "default_timeout_ms"));
+    two[1].default_timeout_ms = -1;
+    NEW_FAILS_CONFIG();
+    two[1].default_timeout_ms = 0;
+    two[1].ndevices = KINFER_MAX_DEVICES + 1;
+    NEW_FAILS_CONFIG();
+    two[1].ndevices = 1;
+    two[1].devices[0] = "";
+    NEW_FAILS_CONFIG();
+    assert_non_null(strstr(e->err.msg, "device 0"));
+    two[1].devices[0] = "cpu";
     e->cfg.nmodels = 0;
     assert_int_equal(
         kinfer_engine_new_with_ops(&e->cfg, &fake_ops, &e->fake, &e->opts, &eng, &e->err),
