@@ -191,6 +191,10 @@ batches=1,8,64,256,1024
 PYTHONUNBUFFERED=1 timeout 120 python3 bench/torch_mlp.py --dims $dims --batches $batches \
     --min-ms "$bench_ms" >"$out/torch.txt" 2>&1 || sum "torch      : FAILED (see torch.txt)"
 say "benchmarks done"
+if ! grep -q '^RESULT' "$out/bench.txt"; then
+    sum "bench      : NO RESULTS: $(grep -m1 -E 'SKIPPED|rror' "$out/bench.txt")"
+    status=1
+fi
 {
     echo "bench      : mlp ${dims//,/-} relu, B requests x 1 row, host to host, median (rows/s)"
     printf '  %-5s %6s %12s %8s %12s %12s %9s %9s\n' prec batch kinfer vs_b1 torch_e2e torch_dev \
