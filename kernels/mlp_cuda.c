@@ -23,6 +23,7 @@
 #include "backend.h"
 #include "bias_act_cuda.h"
 #include "convert_cuda.h"
+#include "kinfer/kinfer_log.h"
 #include "mlp_model.h"
 #include "status_cuda.h"
 
@@ -371,6 +372,18 @@ kinfer_err mlp_cuda_replica_new(const mlp_model *model, int device_index, uint32
         goto fail;
     }
     KINFER_CUDA_GOTO(err, r->dev, cudaSetDevice(r->dev), fail);
+    struct cudaDeviceProp prop;
+    KINFER_CUDA_GOTO(err, r->dev, cudaGetDeviceProperties(&prop, r->dev), fail);
+    /* The fatbin holds sm_80/sm_90 code and compute_90 PTX (KinferCuda.cmake):
+     * an older GPU could run none of it; say so now, not at the first launch. */
+    if (prop.major < 8) {
+        rc = kinfer_error_set(err, KINFER_ERR_DEVICE,
+                              "cuda:%d (%s) has compute capability %d.%d; this build has GPU code "
+                              "for 8.0 and newer only (reconfigure with "
+                              "-DCMAKE_CUDA_ARCHITECTURES=%d%d-real)",
+                              r->dev, prop.name, prop.major, prop.minor, prop.major, prop.minor);
+        goto fail;
+    }
     KINFER_CUDA_GOTO(err, r->dev, cudaStreamCreateWithFlags(&r->stream, cudaStreamNonBlocking),
                      fail);
     KINFER_CUBLAS_GOTO(err, r->dev, cublasCreate(&r->blas), fail);
@@ -407,6 +420,13 @@ kinfer_err mlp_cuda_replica_new(const mlp_model *model, int device_index, uint32
     rc = warm_up(r, err);
     if (rc != KINFER_OK)
         goto fail;
+    size_t free_b = 0, total_b = 0;
+    (void)cudaMemGetInfo(&free_b, &total_b);
+    KINFER_LOGI("cuda.replica_ready",
+                "device=cuda:%d gpu=\"%s\" cc=%d.%d precision=%s max_rows=%u layers=%u "
+                "free_mib=%zu total_mib=%zu",
+                r->dev, prop.name, prop.major, prop.minor, precision ? precision : "fp32", max_rows,
+                model->nlayers, free_b >> 20, total_b >> 20);
     *out = &r->base;
     return KINFER_OK;
 fail:
