@@ -20,10 +20,10 @@ static kinfer_err check_queue_rules(kinfer_config_load_ctx *c, const kinfer_mode
     int hard = kinfer_config_prop_find(KINFER_CONFIG_SCOPE_MODEL, "max_queue_hard");
     int maxq = kinfer_config_prop_find(KINFER_CONFIG_SCOPE_MODEL, "max_queue");
     char key[KEY_MAX];
-    if (m->queue_low_watermark > m->max_queue) {
+    if (m->queue_low_watermark >= m->max_queue) { /* the engine needs a gap to resume */
         snprintf(key, sizeof(key), "%squeue_low_watermark", prefix);
         return kinfer_config_fail(c, src_line(src[low], src_line(src[maxq], fallback)), key,
-                                  "must be at most max_queue (%u) (got %u)", m->max_queue,
+                                  "must be below max_queue (%u) (got %u)", m->max_queue,
                                   m->queue_low_watermark);
     }
     if (m->max_queue_hard != 0 && m->max_queue_hard < m->max_queue) {

@@ -418,7 +418,7 @@ const kinfer_config_prop kinfer_config_props[] = {
      .min = 0,
      .max = 16777216,
      .def_doc = "`max_queue / 2`",
-     .description = "Queued requests at or below which paused partitions resume; at most "
+     .description = "Queued requests at or below which paused partitions resume; below "
                     "`max_queue`."},
     {.name = "max_queue_hard",
      INT,

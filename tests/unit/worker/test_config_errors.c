@@ -141,10 +141,10 @@ static const bad_case cases[] = {
      "models = ( { name = \"m\"; kind = \"mlp\"; path = \"$M\";\n"
      "  devices = [\"cuda:0\", \"cuda:0\"]; } );\n",
      "bad.conf:2: models.[0].devices.[1]: device \"cuda:0\" is listed twice"},
-    {"low watermark above max_queue",
+    {"low watermark not below max_queue",
      "models = ( { name = \"m\"; kind = \"mlp\"; path = \"$M\";\n"
-     "  max_queue = 10;\n  queue_low_watermark = 11; } );\n",
-     "bad.conf:3: models.[0].queue_low_watermark: must be at most max_queue (10) (got 11)"},
+     "  max_queue = 10;\n  queue_low_watermark = 10; } );\n",
+     "bad.conf:3: models.[0].queue_low_watermark: must be below max_queue (10) (got 10)"},
     {"hard limit below max_queue",
      "models = ( { name = \"m\"; kind = \"mlp\"; path = \"$M\";\n"
      "  max_queue = 10; max_queue_hard = 5; } );\n",
@@ -155,7 +155,7 @@ static const bad_case cases[] = {
      "scheduler = { max_queue = 20; max_queue_hard = 50; };\n",
      "bad.conf:2: models.[0].max_queue_hard: must be 0 or at least max_queue (100) (got 50)"},
     {"scheduler limits clash", M1 "scheduler = { max_queue = 8;\n queue_low_watermark = 9; };\n",
-     "bad.conf:3: scheduler.queue_low_watermark: must be at most max_queue (8) (got 9)"},
+     "bad.conf:3: scheduler.queue_low_watermark: must be below max_queue (8) (got 9)"},
 
     /* kafka */
     {"topics and topic_pattern", M1 "kafka = { topics = [\"a\"];\n  topic_pattern = \"^a.*\"; };\n",
