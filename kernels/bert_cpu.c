@@ -62,15 +62,15 @@ static void encoder_layer(bert_cpu_replica *r, const bert_layer *L, size_t T) {
     size_t H = m->hidden, I = m->intermediate;
     const bert_packed *p = &r->packed;
     kinfer_blas_cpu_gemm_xwt(r->x, L->qkv_w, r->qkv, T, 3 * H, H);
-    kinfer_bias_act_cpu(r->qkv, L->qkv_b, T, 3 * H, KINFER_ACT_NONE);
+    bert_bias_cpu(r->qkv, L->qkv_b, T, 3 * H);
     bert_attention_cpu(r->qkv, r->ctx, p->seq_start, p->nseqs, H, m->heads, r->scores);
     kinfer_blas_cpu_gemm_xwt(r->ctx, L->out_w, r->tmp, T, H, H);
-    kinfer_bias_act_cpu(r->tmp, L->out_b, T, H, KINFER_ACT_NONE);
+    bert_bias_cpu(r->tmp, L->out_b, T, H);
     bert_add_layernorm_cpu(r->x, r->tmp, L->ln1_g, L->ln1_b, T, H, m->ln_eps);
     kinfer_blas_cpu_gemm_xwt(r->x, L->ffn1_w, r->inter, T, I, H);
-    kinfer_bias_act_cpu(r->inter, L->ffn1_b, T, I, KINFER_ACT_GELU);
+    bert_bias_gelu_cpu(r->inter, L->ffn1_b, T, I);
     kinfer_blas_cpu_gemm_xwt(r->inter, L->ffn2_w, r->tmp, T, H, I);
-    kinfer_bias_act_cpu(r->tmp, L->ffn2_b, T, H, KINFER_ACT_NONE);
+    bert_bias_cpu(r->tmp, L->ffn2_b, T, H);
     bert_add_layernorm_cpu(r->x, r->tmp, L->ln2_g, L->ln2_b, T, H, m->ln_eps);
 }
 

@@ -38,6 +38,15 @@ void bert_attention_cpu(const float *qkv, float *ctx, const uint32_t *seq_start,
 void bert_pool_cpu(const float *x, const uint32_t *seq_start, size_t nseqs, size_t hidden,
                    unsigned modes, float *out);
 
+/* y [rows, cols] += bias [cols]; with gelu, then y = GELU(y), the erf form
+ * through bert_erf_fast (|error| < 4e-7 against erf, the accuracy of
+ * PyTorch's own vectorised erf). Vectorised for the CPU at hand. */
+void bert_bias_cpu(float *y, const float *bias, size_t rows, size_t cols);
+void bert_bias_gelu_cpu(float *y, const float *bias, size_t rows, size_t cols);
+/* Branch-free rational approximation of erf (the one XLA and Eigen use),
+ * so that the GELU loop vectorises; exposed for its accuracy test. */
+float bert_erf_fast(float x);
+
 /* row /= max(||row||_2, 1e-12), as torch.nn.functional.normalize. */
 void bert_l2_normalize_cpu(float *row, size_t n);
 
