@@ -34,9 +34,11 @@ elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN{printf "%.1f", b-a}'; }
 # is left in stage_rc. Never call it inside if/&&/||: bash would then ignore
 # errexit in FUNCTION too.
 stage_rc=0
+current="" current_t0=""
 stage() {
     local name=$1 fn=$2 t0 rc
     t0=$(now)
+    current=$name current_t0=$t0
     echo
     echo "==== [$name] $(date -u +%H:%M:%S) ===="
     set +e
@@ -46,6 +48,7 @@ stage() {
     )
     rc=$?
     set -e
+    current=""
     if [ "$rc" -eq 0 ]; then
         stage_lines+=("$(printf '  %-8s ok      %7ss' "$name" "$(elapsed "$t0")")")
     else
@@ -88,6 +91,10 @@ finish() {
     echo
     echo "==== summary ===="
     for line in "${stage_lines[@]}"; do echo "$line"; done
+    if [ -n "$current" ]; then
+        printf '  %-8s INTERRUPTED %3ss  (exit %d)\n' "$current" "$(elapsed "$current_t0")" "$rc"
+        failed_stages+=("$current")
+    fi
     printf '  %-8s         %7ss\n' total "$(elapsed "$t_all")"
     if [ ${#failed_stages[@]} -gt 0 ]; then
         echo "test.sh: FAILED stages: ${failed_stages[*]} (logs in $logs)"
