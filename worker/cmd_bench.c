@@ -153,6 +153,9 @@ static int parse_args(bench *b, int argc, char **argv) {
         case 'q':
             b->quiet = 1;
             break;
+        case 'w':
+            b->warmup = atoll(optarg);
+            break;
         case 'X':
             if (b->nprops == MAX_PROPS)
                 return 2;

@@ -55,6 +55,11 @@ void kinfer_worker_consume(kinfer_worker *w, rd_kafka_message_t *rkm) {
     kinfer_error err;
     kinfer_worker_part *part = kinfer_worker_parts_get(w->parts, topic, rkm->partition);
     kinfer_worker_offset_ref ref = {0};
+    if (part && part->wm.last_added >= 0 && rkm->offset != part->wm.last_added + 1)
+        /* Not an error (compaction and transaction markers leave holes),
+         * but worth a line: a hole is where a lost message would show. */
+        KINFER_LOGD("consumer.offset_jump", "topic=%s partition=%d from=%lld to=%lld", topic,
+                    (int)rkm->partition, (long long)part->wm.last_added, (long long)rkm->offset);
     if (!part || kinfer_worker_part_track(part, rkm->offset, &ref, &err) != KINFER_OK) {
         /* Out of memory. Processing on untracked would let a later offset
          * commit past this one, so stop: the graceful shutdown commits only

@@ -61,6 +61,9 @@ static mhd_result on_request(void *cls, struct MHD_Connection *conn, const char 
         char *body;
         size_t len;
         kinfer_error err;
+        /* The loop refreshes the gauges once per turn; read them fresh. */
+        kinfer_worker_metrics_set_in_flight(w->metrics, atomic_load(&w->in_flight),
+                                            atomic_load(&w->in_flight_bytes));
         if (kinfer_worker_metrics_render(w->metrics, w->worker_id, &body, &len, &err) != KINFER_OK)
             return MHD_NO;
         return respond(conn, 200, "text/plain; version=0.0.4", body, len, MHD_RESPMEM_MUST_FREE);

@@ -35,9 +35,11 @@ static void commit_list(kinfer_worker *w, rd_kafka_topic_partition_list_t *list,
     if (rerr && sync)
         KINFER_LOGW("worker.commit_failed", "partitions=%d error=\"%s\"", list->cnt,
                     rd_kafka_err2str(rerr));
-    else
-        KINFER_LOGD("worker.commit", "partitions=%d sync=%d first_offset=%lld", list->cnt,
-                    (int)sync, (long long)list->elems[0].offset);
+    else if (kinfer_log_enabled(KINFER_LOG_DEBUG))
+        for (int i = 0; i < list->cnt; i++)
+            KINFER_LOGD("worker.commit", "topic=%s partition=%d offset=%lld sync=%d",
+                        list->elems[i].topic, (int)list->elems[i].partition,
+                        (long long)list->elems[i].offset, (int)sync);
 }
 
 void kinfer_worker_commit(kinfer_worker *w, bool sync) {

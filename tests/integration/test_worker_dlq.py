@@ -12,7 +12,7 @@ import pytest
 
 from test_worker_pipeline import worker_env  # noqa: F401  (fixture)
 from worker_helpers import (
-    NumpyMLP, Worker, committed, consume, decode, encode, end_offsets, headers_dict, produce_all,
+    NumpyMLP, Worker, committed, consume, consume_ids, decode, encode, end_offsets, headers_dict, produce_all,
     producer, request, write_config)
 
 
@@ -96,8 +96,8 @@ def test_sigterm_mid_load_then_restart_loses_nothing(tmp_path, bootstrap, make_t
     w2 = Worker(kinfer_bin, cfg, tmp_path / "w2.log")
     w2.wait_assigned()
     ids = lambda msgs: [decode(schemas["response"], m.value())[0]["id"] for m in msgs]  # noqa
-    msgs = consume(bootstrap, replies, n, timeout=90,
-                   stop=lambda out: len(set(ids(out))) >= n if len(out) >= n else False)
+    msgs = consume_ids(bootstrap, replies, schemas["response"], [f"s{i}" for i in range(n)],
+                       timeout=90)
     got = ids(msgs)
     assert set(got) == {f"s{i}" for i in range(n)}, f"lost {n - len(set(got))}"
     dups = len(got) - len(set(got))

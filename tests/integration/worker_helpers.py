@@ -161,6 +161,27 @@ def produce_all(p, topic, items):
     assert not errors, errors
 
 
+def consume_ids(bootstrap, topic, schema, want_ids, timeout=60.0):
+    """Reads replies until every id in want_ids has been seen; returns all messages."""
+    want = set(want_ids)
+    seen = set()
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "kinfer-test-" + uuid.uuid4().hex,
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic])
+    out = []
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline and not want <= seen:
+            m = c.poll(0.2)
+            if m is None or m.error():
+                continue
+            out.append(m)
+            seen.add(decode(schema, m.value())[0]["id"])
+    finally:
+        c.close()
+    return out
+
+
 def consume(bootstrap, topic, want, timeout=60.0, stop=None):
     """Reads topic from the beginning until `want` messages (or stop(msgs) is true)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "kinfer-test-" + uuid.uuid4().hex,
