@@ -8,7 +8,7 @@
  *   bench_scheduler_mlp [--runs N] [--duration-ms MS] [--concurrency C]
  *                       [--delay-us US] [--device cpu|cuda:0] [--flood N]
  *                       [--deadline-rate R]... [--deadline-ms MS] [--cpu-threads N]
- *                       [--no-caps]
+ *                       [--no-caps] [--sgemm]
  * --deadline-rate adds an open-loop run at R req/s whose requests are due
  * --deadline-ms later: it shows how well the latency estimate times
  * deadline-triggered batches (on time / late / expired). */
@@ -20,6 +20,8 @@
 #include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <cblas.h>
 
 #include "kinfer/kinfer_log.h"
 #include "kinfer_engine.h"
@@ -129,6 +131,7 @@ typedef struct opts {
     int64_t deadline_ms;
     int cpu_threads; /* 0 = online cores */
     bool no_caps;    /* skip the closed-loop batch-cap runs */
+    bool sgemm;      /* also time the raw OpenBLAS ceiling */
 } opts;
 
 static kinfer_err make_engine(const opts *o, uint32_t cap, uint32_t hard, void *ctx,
@@ -341,6 +344,58 @@ static int deadline_run(const opts *o, slot *one, double rate, int64_t deadline_
     return atomic_load(&d.other) ? -1 : 0;
 }
 
+static float frand_u(unsigned *seed) {
+    return (float)rand_r(seed) / (float)RAND_MAX * 2.0f - 1.0f;
+}
+
+/* ---- ceiling: the same three GEMMs straight through OpenBLAS ---- */
+
+/* Times y = x W^T for the three layers with cblas_sgemm on one thread, no
+ * bias, no activation, no engine: the compute floor per row that batching
+ * can reach on this CPU. Run last: it sets OpenBLAS's (process-wide)
+ * thread count to 1. */
+static void sgemm_ceiling(void) {
+    openblas_set_num_threads(1);
+    const int dims[4] = {IN, H1, H2, OUTW};
+    float *w[3], *buf[2];
+    unsigned seed = 3;
+    for (int l = 0; l < 3; l++) {
+        w[l] = malloc((size_t)dims[l] * dims[l + 1] * sizeof(float));
+        for (int i = 0; i < dims[l] * dims[l + 1]; i++)
+            w[l][i] = frand_u(&seed);
+    }
+    for (int b = 0; b < 2; b++) {
+        buf[b] = malloc((size_t)256 * H1 * sizeof(float));
+        for (int i = 0; i < 256 * H1; i++)
+            buf[b][i] = frand_u(&seed);
+    }
+    static const int ms[] = {1, 8, 64, 256};
+    double us_row1 = 0;
+    for (int k = 0; k < 4; k++) {
+        int m = ms[k], iters = 4096 / m + 20;
+        int64_t t0 = kinfer_mono_us();
+        for (int it = 0; it < iters; it++) {
+            const float *in = buf[0];
+            for (int l = 0; l < 3; l++) {
+                float *out = buf[(l + 1) % 2];
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, dims[l + 1], dims[l], 1.0f,
+                            in, dims[l], w[l], dims[l], 0.0f, out, dims[l + 1]);
+                in = out;
+            }
+        }
+        double us = (double)(kinfer_mono_us() - t0) / iters;
+        if (m == 1)
+            us_row1 = us;
+        printf("sgemm ceiling (OpenBLAS, 1 thread, 3 layers, no engine): m=%-3d %9.3f ms/batch "
+               "%8.1f us/row  %5.1fx row 1\n",
+               m, us / 1000, us / m, us_row1 / (us / m));
+    }
+    for (int l = 0; l < 3; l++)
+        free(w[l]);
+    free(buf[0]);
+    free(buf[1]);
+}
+
 static float frand(unsigned *seed) {
     return (float)rand_r(seed) / (float)RAND_MAX * 2.0f - 1.0f;
 }
@@ -400,6 +455,8 @@ int main(int argc, char **argv) {
             o.deadline_rates[o.ndeadline_rates++] = atof(v), i++;
         else if (!strcmp(a, "--no-caps"))
             o.no_caps = true;
+        else if (!strcmp(a, "--sgemm"))
+            o.sgemm = true;
         else if (!strcmp(a, "--cpu-threads") && v)
             o.cpu_threads = atoi(v), i++;
         else if (!strcmp(a, "--deadline-ms") && v)
@@ -491,6 +548,8 @@ int main(int argc, char **argv) {
     for (size_t k = 0; k < o.ndeadline_rates; k++)
         if (deadline_run(&o, &slots[0], o.deadline_rates[k], o.deadline_ms) != 0)
             rc = 1;
+    if (o.sgemm)
+        sgemm_ceiling();
 out:
     unlink(path);
     free(lat);
