@@ -110,3 +110,28 @@ def test_sigterm_mid_load_then_restart_loses_nothing(tmp_path, bootstrap, make_t
         assert time.monotonic() < deadline, w2.text()[-2000:]
         time.sleep(0.3)
     assert w2.stop() == 0
+
+
+def test_failed_reply_delivery_holds_the_commit_point(worker_env, bootstrap, schemas,  # noqa: F811
+                                                      make_topic):
+    """A reply the broker refuses (larger than its topic's max.message.bytes) is
+    logged loudly and counted, and the partition's committed offset stays at
+    that request, even after later requests on the partition are answered."""
+    tiny = make_topic(partitions=1, config={"max.message.bytes": "64"}, hint="tiny")
+    w = worker_env["start"]()
+    req = schemas["request"]
+    x = np.zeros(NumpyMLP().width, dtype=np.float32)
+    produce_all(producer(bootstrap), worker_env["topic"],
+                [(b"a", encode(req, request("before", x)), [], 0),
+                 (b"b", encode(req, request("refused", x, reply_to=tiny)), [], 0),
+                 (b"c", encode(req, request("after", x)), [], 0)])
+    got = {decode(schemas["response"], m.value())[0]["id"]
+           for m in consume(bootstrap, worker_env["replies"], 2, timeout=30)}
+    assert got == {"before", "after"}
+    deadline = time.monotonic() + 30
+    while "event=worker.delivery_failed" not in w.text():
+        assert time.monotonic() < deadline, w.text()[-3000:]
+        time.sleep(0.2)
+    assert "offset=1 " in w.text().split("event=worker.delivery_failed", 1)[1].splitlines()[0]
+    time.sleep(1.5)  # several commit intervals
+    assert committed(bootstrap, worker_env["group"], worker_env["topic"], 3)[0] == 1
