@@ -159,3 +159,22 @@ def test_committed_offsets_reach_the_end(worker_env, bootstrap, schemas):
         time.sleep(0.3)
     assert got == ends, (got, ends, w.text()[-2000:])
     assert ends == {0: 20, 1: 20, 2: 20}
+
+
+def test_overloaded_replies_when_the_hard_queue_cap_is_hit(worker_env, bootstrap, schemas):
+    worker_env["start"](model_extra="max_queue = 4; queue_low_watermark = 2; max_queue_hard = 8;")
+    x = np.zeros(NumpyMLP().width, dtype=np.float32)
+    n = 400
+    produce_all(producer(bootstrap), worker_env["topic"],
+                [(None, encode(schemas["request"], request(f"o{i}", x)), [], i % 3)
+                 for i in range(n)])
+    msgs = consume(bootstrap, worker_env["replies"], n, timeout=60)
+    by_status = {}
+    for m in msgs:
+        resp, _ = decode(schemas["response"], m.value())
+        by_status.setdefault(resp["status"], set()).add(resp["id"])
+        if resp["status"] == "OVERLOADED":
+            assert resp["error"]
+    assert set().union(*by_status.values()) == {f"o{i}" for i in range(n)}
+    assert by_status.get("OVERLOADED"), by_status.keys()
+    assert by_status.get("OK")
