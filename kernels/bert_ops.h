@@ -32,6 +32,11 @@ void bert_embed_cpu(float *x, const int32_t *ids, const int32_t *pos, const int3
 void bert_attention_cpu(const float *qkv, float *ctx, const uint32_t *seq_start, size_t nseqs,
                         size_t hidden, size_t heads, float *scores);
 
+/* One (sequence, head) of the above: tokens [a, a + len), head h; the unit
+ * of work the replica spreads over its threads. scores: len * len floats. */
+void bert_attention_head_cpu(const float *qkv, float *ctx, size_t a, size_t len, size_t hidden,
+                             size_t heads, size_t h, float *scores);
+
 /* Pooling of each sequence of x [T, H] into out [nseqs, k*H], the k modes
  * of `modes` (BERT_POOL_* bits) concatenated in the order cls, max, mean,
  * mean_sqrt_len, as sentence-transformers does. */
@@ -46,6 +51,8 @@ void bert_bias_gelu_cpu(float *y, const float *bias, size_t rows, size_t cols);
 /* Branch-free rational approximation of erf (the one XLA and Eigen use),
  * so that the GELU loop vectorises; exposed for its accuracy test. */
 float bert_erf_fast(float x);
+/* The softmax's exp (relative error ~2e-7 for x <= 0); for its test. */
+float bert_exp_fast(float x);
 
 /* row /= max(||row||_2, 1e-12), as torch.nn.functional.normalize. */
 void bert_l2_normalize_cpu(float *row, size_t n);

@@ -1,8 +1,9 @@
-/* bert_ops_cpu.c — CPU implementation of bert_ops.h. Attention uses two
- * small OpenBLAS GEMMs per (sequence, head) with strided views into the
- * packed QKV matrix, so nothing is transposed or copied. Reductions
- * accumulate in double: the reference is PyTorch FP32, and the extra
- * precision only moves us closer to the exact value. */
+/* bert_ops_cpu.c — CPU implementation of bert_ops.h. Attention works per
+ * (sequence, head) on strided views into the packed QKV matrix, so nothing
+ * is transposed or copied. LayerNorm and pooling accumulate in double: the
+ * reference is PyTorch FP32, and the extra precision only moves us closer
+ * to the exact value. exp and erf are vectorisable approximations with
+ * errors of a few ulp, below what PyTorch's own vector paths give. */
 #include "bert_ops.h"
 
 #include <cblas.h>
@@ -107,28 +108,94 @@ void bert_embed_cpu(float *x, const int32_t *ids, const int32_t *pos, const int3
     bert_add_layernorm_cpu(x, NULL, g, b, ntokens, hidden, eps);
 }
 
+/* exp for the softmax, vectorisable: 2^n * p(r) with r = x - n ln2 split
+ * in two constants, p a degree-6 polynomial; relative error ~2e-7 over the
+ * range a softmax sees (x <= 0). Inputs below -87 give 0. */
+static inline float exp_fast(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    /* Round to nearest by the 1.5 * 2^23 trick: floorf would not vectorise
+     * without -fno-trapping-math. */
+    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - n * 0.693359375f;
+    r = r - n * -2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    union {
+        int32_t i;
+        float f;
+    } two_n = {.i = ((int32_t)n + 127) << 23};
+    return p * two_n.f;
+}
+
+float bert_exp_fast(float x) {
+    return exp_fast(x);
+}
+
+/* Softmax of one row in place, with the vectorisable exp; the max and the
+ * sum run in their own loops so that the exp loop has no reduction. */
+BERT_MULTIVERSION
+static void softmax_row(float *row, size_t n) {
+    /* Eight-lane partial max and sum: reductions GCC vectorises without
+     * -ffast-math. */
+    float m8[8], s8[8];
+    for (size_t u = 0; u < 8; u++)
+        m8[u] = row[0];
+    size_t j = 0;
+    for (; j + 8 <= n; j += 8)
+        for (size_t u = 0; u < 8; u++)
+            m8[u] = row[j + u] > m8[u] ? row[j + u] : m8[u];
+    float mx = m8[0];
+    for (size_t u = 1; u < 8; u++)
+        mx = m8[u] > mx ? m8[u] : mx;
+    for (; j < n; j++)
+        mx = row[j] > mx ? row[j] : mx;
+    for (j = 0; j < n; j++)
+        row[j] = exp_fast(row[j] - mx);
+    for (size_t u = 0; u < 8; u++)
+        s8[u] = 0.0f;
+    for (j = 0; j + 8 <= n; j += 8)
+        for (size_t u = 0; u < 8; u++)
+            s8[u] += row[j + u];
+    float sum = ((s8[0] + s8[1]) + (s8[2] + s8[3])) + ((s8[4] + s8[5]) + (s8[6] + s8[7]));
+    for (; j < n; j++)
+        sum += row[j];
+    float inv = 1.0f / sum;
+    for (j = 0; j < n; j++)
+        row[j] *= inv;
+}
+
+/* Two sgemm calls on strided views; pool threads run heads concurrently,
+ * which OpenBLAS allows (these sizes run in the calling thread). */
+void bert_attention_head_cpu(const float *qkv, float *ctx, size_t a, size_t len, size_t hidden,
+                             size_t heads, size_t h, float *scores) {
+    size_t dh = hidden / heads, ld = 3 * hidden;
+    if (len == 0)
+        return;
+    float scale = 1.0f / sqrtf((float)dh);
+    const float *base = qkv + a * ld;
+    const float *q = base + h * dh, *k = base + hidden + h * dh, *v = base + 2 * hidden + h * dh;
+    /* scores [len, len] = scale * Q K^T */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)len, (int)len, (int)dh, scale, q,
+                (int)ld, k, (int)ld, 0.0f, scores, (int)len);
+    for (size_t i = 0; i < len; i++)
+        softmax_row(scores + i * len, len);
+    /* ctx [len, dh] (columns h*dh of [T, H]) = scores V */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)len, (int)dh, (int)len, 1.0f,
+                scores, (int)len, v, (int)ld, 0.0f, ctx + a * hidden + h * dh, (int)hidden);
+}
+
 void bert_attention_cpu(const float *qkv, float *ctx, const uint32_t *seq_start, size_t nseqs,
                         size_t hidden, size_t heads, float *scores) {
-    size_t dh = hidden / heads, ld = 3 * hidden;
-    float scale = 1.0f / sqrtf((float)dh);
-    for (size_t s = 0; s < nseqs; s++) {
-        size_t a = seq_start[s], len = seq_start[s + 1] - a;
-        if (len == 0)
-            continue;
-        const float *base = qkv + a * ld;
-        for (size_t h = 0; h < heads; h++) {
-            const float *q = base + h * dh, *k = base + hidden + h * dh,
-                        *v = base + 2 * hidden + h * dh;
-            /* scores [len, len] = scale * Q K^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)len, (int)len, (int)dh, scale,
-                        q, (int)ld, k, (int)ld, 0.0f, scores, (int)len);
-            kinfer_softmax_rows_cpu(scores, len, len);
-            /* ctx [len, dh] (columns h*dh of [T, H]) = scores V */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)len, (int)dh, (int)len,
-                        1.0f, scores, (int)len, v, (int)ld, 0.0f, ctx + a * hidden + h * dh,
-                        (int)hidden);
-        }
-    }
+    for (size_t s = 0; s < nseqs; s++)
+        for (size_t h = 0; h < heads; h++)
+            bert_attention_head_cpu(qkv, ctx, seq_start[s], seq_start[s + 1] - seq_start[s], hidden,
+                                    heads, h, scores);
 }
 
 void bert_pool_cpu(const float *x, const uint32_t *seq_start, size_t nseqs, size_t hidden,

@@ -56,6 +56,20 @@ static void test_erf_fast_accuracy(void **state) {
     assert_true(bert_erf_fast(INFINITY) == bert_erf_fast(4.0f));
 }
 
+static void test_exp_fast_accuracy(void **state) {
+    (void)state;
+    double worst = 0;
+    for (double x = -87.0; x <= 0.0; x += 1e-3) {
+        double want = exp((double)(float)x);
+        double rel = fabs((double)bert_exp_fast((float)x) - want) / want;
+        if (rel > worst)
+            worst = rel;
+    }
+    assert_true(worst < 5e-7);
+    assert_true(bert_exp_fast(0.0f) == 1.0f);
+    assert_true(bert_exp_fast(-1000.0f) < 1e-37f); /* clamped, never NaN */
+}
+
 static void test_bias_gelu(void **state) {
     (void)state;
     const size_t shapes[][2] = {{1, 1}, {3, 17}, {2, 1536}, {5, 33}};
@@ -221,9 +235,10 @@ static void test_l2_normalize(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_erf_fast_accuracy), cmocka_unit_test(test_bias_gelu),
-        cmocka_unit_test(test_add_layernorm),     cmocka_unit_test(test_attention_packed),
-        cmocka_unit_test(test_pooling_modes),     cmocka_unit_test(test_l2_normalize),
+        cmocka_unit_test(test_erf_fast_accuracy), cmocka_unit_test(test_exp_fast_accuracy),
+        cmocka_unit_test(test_bias_gelu),         cmocka_unit_test(test_add_layernorm),
+        cmocka_unit_test(test_attention_packed),  cmocka_unit_test(test_pooling_modes),
+        cmocka_unit_test(test_l2_normalize),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
