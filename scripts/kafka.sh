@@ -55,6 +55,15 @@ fetch() {
     fi
     command -v mvn >/dev/null || die "mvn not found: run scripts/setup.sh"
     mkdir -p "$cache"
+    # One fetch at a time (two checkouts may set up at once); fd 8 is closed
+    # again before a broker starts.
+    exec 8>"$cache/.fetch-$version.lock"
+    flock -w 600 8 || die "timed out waiting for another Kafka fetch"
+    if [ -f "$jars/.complete" ]; then
+        exec 8>&-
+        echo "kafka: $version jars cached in $jars ($(jar_count) jars)"
+        return 0
+    fi
     local tmp
     tmp=$(mktemp -d "$cache/.fetch-XXXXXX")
     echo "kafka: fetching Apache Kafka $version from Maven Central ..."
@@ -72,6 +81,7 @@ fetch() {
     touch "$tmp/.complete"
     rm -rf "$jars"
     mv "$tmp" "$jars"
+    exec 8>&-
     echo "kafka: $version jars in $jars ($(jar_count) jars)"
 }
 
@@ -194,7 +204,7 @@ launch() {
     # caller's pipe open (test.sh reads our stdout through $(...)); fd 9 is
     # our lock, which the broker must not inherit.
     setsid java "${java_opts[@]}" -cp "$jars/*" kafka.Kafka "$state/server.properties" \
-        </dev/null >"$state/broker.out" 2>&1 9>&- &
+        </dev/null >"$state/broker.out" 2>&1 8>&- 9>&- &
     pid=$!
     echo "$pid" >"$pidfile"
     deadline=$((SECONDS + start_timeout))
