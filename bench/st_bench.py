@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """st_bench.py — kinfer `bert` (CPU) against sentence-transformers (PyTorch
 CPU) on all-MiniLM-L6-v2, same machine, same texts, same thread count, in
-one run. Short texts are ~16 tokens, long ones ~128. Prints a Markdown
+one run. Short texts are ~16 tokens, long ones ~128, mixed ones 6..190. Prints a Markdown
 table for docs/benchmarks/bert.md.
 
     python3 bench/st_bench.py --bench build/bench/bench_kernels_bert \\
@@ -33,10 +33,12 @@ WORDS = (
 
 
 def make_texts(n_words, count, seed):
+    """n_words: a count, or a (lo, hi) range drawn per text."""
     rng = random.Random(seed)
     out = []
     for _ in range(count):
-        words = [rng.choice(WORDS) for _ in range(n_words)]
+        n = n_words if isinstance(n_words, int) else rng.randint(*n_words)
+        words = [rng.choice(WORDS) for _ in range(n)]
         words[0] = words[0].capitalize()
         out.append(" ".join(words) + ".")
     return out
@@ -119,7 +121,9 @@ def main():
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, n_words in (("short", 12), ("long", 110)):
+        # mixed: lengths vary within a batch, where packing without padding
+        # pays off (sentence-transformers pads each batch to its longest).
+        for label, n_words in (("short", 12), ("long", 110), ("mixed", (4, 160))):
             texts = make_texts(n_words, 512, seed=len(label))
             ntok = sum(len(tok(t)["input_ids"]) for t in texts) / len(texts)
             path = os.path.join(tmp, f"{label}.jsonl")
