@@ -146,6 +146,19 @@ static void on_revoke(kinfer_worker *w, rd_kafka_topic_partition_list_t *list, b
         commit_list(w, commit, true);
         rd_kafka_topic_partition_list_destroy(commit);
     }
+    /* librdkafka keeps an application pause on a partition object across
+     * unassign/assign: lift ours before letting go, so that a partition
+     * assigned back later is not silently left paused. */
+    rd_kafka_topic_partition_list_t *paused = rd_kafka_topic_partition_list_new(list->cnt);
+    for (int i = 0; i < list->cnt; i++) {
+        kinfer_worker_part *part =
+            kinfer_worker_parts_find(w->parts, list->elems[i].topic, list->elems[i].partition);
+        if (part && part->paused)
+            rd_kafka_topic_partition_list_add(paused, part->topic, part->partition);
+    }
+    if (paused->cnt)
+        rd_kafka_resume_partitions(w->consumer, paused);
+    rd_kafka_topic_partition_list_destroy(paused);
     for (int i = 0; i < list->cnt; i++) {
         kinfer_worker_part *part =
             kinfer_worker_parts_find(w->parts, list->elems[i].topic, list->elems[i].partition);
