@@ -56,8 +56,8 @@ static kinfer_err make_conf(rd_kafka_conf_t **out, const char *brokers, const ch
 
 /* Partition count of topic; asks (via the producer, which may auto-create)
  * until it exists or the timeout passes. */
-static kinfer_err topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, int *out,
-                                   kinfer_error *err) {
+static kinfer_err topic_partitions(rd_kafka_t *rk, const char *what, const char *topic,
+                                   int timeout_ms, int *out, kinfer_error *err) {
     int64_t deadline = kinfer_mono_us() + (int64_t)timeout_ms * 1000;
     rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
     const char *why = "no answer";
@@ -78,7 +78,7 @@ static kinfer_err topic_partitions(rd_kafka_t *rk, const char *topic, int timeou
         usleep(200 * 1000);
     }
     rd_kafka_topic_destroy(rkt);
-    return kinfer_error_set(err, KINFER_ERR_KAFKA, "reply topic %s: %s", topic, why);
+    return kinfer_error_set(err, KINFER_ERR_KAFKA, "%s topic %s: %s", what, topic, why);
 }
 
 kinfer_err kinfer_client_open(kinfer_client *c, const char *brokers, const char *reply_topic,
@@ -96,7 +96,7 @@ kinfer_err kinfer_client_open(kinfer_client *c, const char *brokers, const char 
     c->producer = rd_kafka_new(RD_KAFKA_PRODUCER, pconf, errstr, sizeof errstr);
     if (!c->producer)
         return kinfer_error_set(err, KINFER_ERR_KAFKA, "producer: %s", errstr);
-    rc = topic_partitions(c->producer, reply_topic, timeout_ms, &c->reply_partitions, err);
+    rc = topic_partitions(c->producer, "reply", reply_topic, timeout_ms, &c->reply_partitions, err);
     if (rc != KINFER_OK)
         goto fail;
     rc = make_conf(&cconf, brokers, props, nprops, err);
@@ -138,6 +138,12 @@ kinfer_err kinfer_client_open(kinfer_client *c, const char *brokers, const char 
 fail:
     kinfer_client_close(c);
     return rc;
+}
+
+kinfer_err kinfer_client_prepare_topic(kinfer_client *c, const char *topic, int timeout_ms,
+                                       kinfer_error *err) {
+    int n;
+    return topic_partitions(c->producer, "request", topic, timeout_ms, &n, err);
 }
 
 void kinfer_client_close(kinfer_client *c) {

@@ -29,6 +29,11 @@ kinfer_err kinfer_client_open(kinfer_client *c, const char *brokers, const char 
                               kinfer_error *err);
 void kinfer_client_close(kinfer_client *c);
 
+/* Looks up topic's partitions with the producer (so the first produce does
+ * not wait for metadata) and fails when it does not exist. */
+kinfer_err kinfer_client_prepare_topic(kinfer_client *c, const char *topic, int timeout_ms,
+                                       kinfer_error *err);
+
 /* Produces one request (value copied; headers taken over even on failure).
  * Retries while the local queue is full. */
 kinfer_err kinfer_client_produce(kinfer_client *c, const char *topic, const void *key,

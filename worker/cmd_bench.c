@@ -390,6 +390,11 @@ int kinfer_cmd_bench(int argc, char **argv) {
         status = 3;
         goto out;
     }
+    if (kinfer_client_prepare_topic(&c, b.topic, 15000, &err) != KINFER_OK) {
+        fprintf(stderr, "kinfer bench: %s\n", err.msg);
+        status = 3;
+        goto out;
+    }
     snprintf(b.prefix, sizeof b.prefix, "b%d-%lld-", (int)getpid(),
              (long long)(kinfer_wall_ms() % 100000000));
     b.prefix_len = strlen(b.prefix);

@@ -516,6 +516,11 @@ int kinfer_cmd_send(int argc, char **argv) {
         status = 3;
         goto out;
     }
+    if (kinfer_client_prepare_topic(&c, a.topic, 5000, &err) != KINFER_OK) {
+        fprintf(stderr, "kinfer send: %s\n", err.msg);
+        status = 3;
+        goto out;
+    }
     rd_kafka_headers_t *hdrs = rd_kafka_headers_new((size_t)a.nheaders + 1);
     for (int i = 0; i < a.nheaders; i++)
         rd_kafka_header_add(hdrs, a.hk[i], -1, a.hv[i], -1);
