@@ -236,3 +236,22 @@ def test_script_rejects_bad_input(kafka_ctl, bootstrap, tmp_path):
     r = kafka_ctl("start", extra_env={"KINFER_KAFKA_STATE": str(tmp_path / "busy")})
     assert r.returncode == 1 and "already in use" in r.stderr
     assert not (tmp_path / "busy" / "kafka.pid").exists()
+
+
+@pytest.mark.chaos
+@pytest.mark.slow
+def test_restart_keeps_data_and_changes_pid(kafka_ctl, bootstrap, unique_topic):
+    before = _script_broker_pid(kafka_ctl)
+    p = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    for i in range(20):
+        p.produce(unique_topic, key=str(i).encode(), value=f"before-restart-{i}".encode())
+    assert p.flush(30) == 0
+
+    r = kafka_ctl("restart")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert r.stdout.strip().splitlines()[-1] == f"127.0.0.1:{bootstrap_port(bootstrap)}"
+    after = kafka_ctl("status").stdout
+    assert after.startswith("running ") and after != before  # a new broker process
+
+    msgs = consume_all(bootstrap, unique_topic, 20)
+    assert sorted(m.value().decode() for m in msgs) == sorted(f"before-restart-{i}" for i in range(20))
