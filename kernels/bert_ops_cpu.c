@@ -16,12 +16,21 @@
 /* The element-wise loops are compiled for several ISAs and picked at load
  * time (GCC/clang function multi-versioning): the project builds for the
  * x86-64 baseline, which would leave them at SSE2. */
+/* Sanitizer runtimes are not up when ifunc resolvers run: no clones there. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define BERT_NO_MULTIVERSION 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) ||                         \
+    __has_feature(memory_sanitizer)
+#define BERT_NO_MULTIVERSION 1
+#endif
+#endif
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                             \
-    !defined(__SANITIZE_ADDRESS__)
+    !defined(BERT_NO_MULTIVERSION)
 /* GCC's -O2 cost model leaves these loops scalar; O3 for them alone. */
 #define BERT_MULTIVERSION                                                                          \
     __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
-#elif defined(__x86_64__) && defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#elif defined(__x86_64__) && defined(__clang__) && !defined(BERT_NO_MULTIVERSION)
 #define BERT_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define BERT_MULTIVERSION
