@@ -71,6 +71,9 @@ struct kinfer_worker {
     kinfer_worker_metrics *metrics;
     kinfer_worker_http *http;
 
+    rd_kafka_topic_t **warm_topics; /* default reply topics, known to the producer early */
+    size_t nwarm_topics;
+
     pthread_t dr_thread;
     bool dr_started;
     atomic_int dr_stop;

@@ -95,6 +95,19 @@ kinfer_err kinfer_worker_new(const kinfer_config *cfg, const kinfer_worker_optio
     }
     if (rc == KINFER_OK)
         rc = kinfer_worker_kafka_new(w, err);
+    if (rc == KINFER_OK && !cfg->kafka.topic_pattern && cfg->kafka.topics.n) {
+        /* A topic object makes librdkafka fetch its metadata in the
+         * background, so the first reply does not wait for it. */
+        w->warm_topics = calloc(cfg->kafka.topics.n, sizeof *w->warm_topics);
+        for (size_t i = 0; w->warm_topics && i < cfg->kafka.topics.n; i++) {
+            char name[KINFER_WORKER_TOPIC_MAX + 1];
+            kinfer_error ignored;
+            if (kinfer_worker_pattern_expand(cfg->kafka.reply_topic_pattern,
+                                             cfg->kafka.topics.items[i], name, sizeof name,
+                                             &ignored) == KINFER_OK)
+                w->warm_topics[w->nwarm_topics++] = rd_kafka_topic_new(w->producer, name, NULL);
+        }
+    }
     if (rc == KINFER_OK) {
         if (pthread_create(&w->dr_thread, NULL, dr_main, w))
             rc = kinfer_error_set(err, KINFER_ERR_INTERNAL, "cannot start the producer thread");
@@ -216,6 +229,10 @@ void kinfer_worker_destroy(kinfer_worker *w) {
             rd_kafka_consumer_close(w->consumer);
         rd_kafka_destroy(w->consumer);
     }
+    for (size_t i = 0; i < w->nwarm_topics; i++)
+        if (w->warm_topics[i])
+            rd_kafka_topic_destroy(w->warm_topics[i]);
+    free(w->warm_topics);
     if (w->producer)
         rd_kafka_destroy(w->producer);
     if (w->decoder)
