@@ -116,3 +116,32 @@ def test_second_worker_joins_and_leaves_under_load(tmp_path, bootstrap, make_top
         assert time.monotonic() < deadline, w2.text()[-3000:]
         time.sleep(0.3)
     assert w2.stop() == 0
+
+
+def test_topic_pattern_subscription_serves_every_match(tmp_path, bootstrap, admin, kinfer_bin,
+                                                       schemas):
+    from conftest import create_topics, delete_topics
+    tag = uuid.uuid4().hex[:8]
+    reqs = [f"kinfer-test-pat-{tag}-a", f"kinfer-test-pat-{tag}-b"]
+    replies = f"kinfer-test-patreplies-{tag}"
+    create_topics(admin, reqs + [replies], partitions=2)
+    try:
+        cfg = write_config(tmp_path / "w.conf", bootstrap, None, "kinfer-test-" + tag,
+                           topic_pattern=f"^kinfer-test-pat-{tag}-.*")
+        w = Worker(kinfer_bin, cfg, tmp_path / "w.log")
+        try:
+            w.wait_assigned()
+            x = np.zeros(NumpyMLP().width, dtype=np.float32)
+            p = producer(bootstrap)
+            for t in reqs:
+                produce_all(p, t, [(None, encode(schemas["request"],
+                                                 request(f"{t}-{i}", x, reply_to=replies)), [],
+                                    None) for i in range(5)])
+            msgs = consume_ids(bootstrap, replies, schemas["response"],
+                               [f"{t}-{i}" for t in reqs for i in range(5)], timeout=60)
+            srcs = {decode(schemas["response"], m.value())[0]["source"]["topic"] for m in msgs}
+            assert srcs == set(reqs), w.text()[-2000:]
+        finally:
+            assert w.stop() == 0
+    finally:
+        delete_topics(admin, reqs + [replies])

@@ -233,12 +233,14 @@ def end_offsets(bootstrap, topic, partitions):
 
 
 def write_config(path, bootstrap, topic, group, extra_kafka="", extra_worker="",
-                 extra_top="", model_extra=""):
+                 extra_top="", model_extra="", topic_pattern=None):
+    subscription = (f'topic_pattern = "{topic_pattern}";' if topic_pattern
+                    else f'topics = ["{topic}"];')
     path.write_text(f"""
 kafka = {{
     brokers = "{bootstrap}";
     group = "{group}";
-    topics = ["{topic}"];
+    {subscription}
     commit_interval_ms = 200;
     consumer_properties = ["session.timeout.ms=6000"];
     {extra_kafka}
