@@ -6,8 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cblas.h>
+
 #include "bert_model.h"
 #include "blas_cpu.h"
+#include "kinfer/kinfer_log.h"
 
 void bert_model_destroy(bert_model *m) {
     if (!m)
@@ -104,6 +107,17 @@ static kinfer_err kind_replica_new(const void *impl, const kinfer_device *device
         return kinfer_error_set(err, KINFER_ERR_DEVICE,
                                 "kind bert has no %s backend yet (cpu only)", device->name);
     kinfer_blas_cpu_request_threads(m->cpu_threads);
+#if defined(__x86_64__) && defined(__GNUC__)
+    /* OpenBLAS's DYNAMIC_ARCH falls back to its SSE3 kernels on CPUs it does
+     * not recognise (some VMs), at a third of the speed; only the
+     * environment can fix it, before the process starts. */
+    const char *core = openblas_get_corename();
+    if (core && strcmp(core, "Prescott") == 0 && __builtin_cpu_supports("avx2"))
+        KINFER_LOGW("bert.openblas_slow_core",
+                    "core=%s hint=\"set OPENBLAS_CORETYPE=Haswell (or SkylakeX with AVX-512) in "
+                    "the environment: the CPU has AVX2\"",
+                    core);
+#endif
     return bert_cpu_replica_new(m, max_rows, out, err);
 }
 
