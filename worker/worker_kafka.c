@@ -77,10 +77,14 @@ static kinfer_err consumer_new(kinfer_worker *w, kinfer_error *err) {
         rc = conf_set(conf, "partition.assignment.strategy",
                       kinfer_config_assignment_rdkafka(cfg->kafka.assignment_strategy), "consumer",
                       err);
-    /* The embedded cluster does not wake long-polling fetches when data
-     * arrives; short fetch waits keep its round trips interactive. */
-    if (rc == KINFER_OK && w->opts.embedded)
-        rc = conf_set(conf, "fetch.wait.max.ms", "10", "consumer", err);
+    /* A resumed partition's first fetch waits behind the fetch in flight
+     * when it was paused, up to fetch.wait.max.ms: with librdkafka's 500 ms
+     * every backpressure pause costs half a second of idle engine. 100 ms
+     * bounds that; the embedded cluster does not wake long-polling fetches
+     * when data arrives at all, so there 10 ms keeps round trips
+     * interactive. kafka.consumer_properties may override both. */
+    if (rc == KINFER_OK)
+        rc = conf_set(conf, "fetch.wait.max.ms", w->opts.embedded ? "10" : "100", "consumer", err);
     if (rc == KINFER_OK)
         rc = common_conf(w, conf, "consumer", err);
     if (rc == KINFER_OK)

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from worker_helpers import (
-    MODEL_NAME, NumpyMLP, Worker, committed, consume, decode, encode, end_offsets, headers_dict,
+    MODEL_NAME, NumpyMLP, Worker, committed, consume, consume_ids, decode, encode, end_offsets, headers_dict,
     output_array, produce_all, producer, request, write_config)
 
 
@@ -178,3 +178,23 @@ def test_overloaded_replies_when_the_hard_queue_cap_is_hit(worker_env, bootstrap
     assert set().union(*by_status.values()) == {f"o{i}" for i in range(n)}
     assert by_status.get("OVERLOADED"), by_status.keys()
     assert by_status.get("OK")
+
+
+def test_congested_model_pauses_its_partitions_and_everything_is_answered(worker_env, bootstrap,
+                                                                           schemas):
+    # A slow-to-batch model with a tiny queue: the engine reports congestion,
+    # the worker pauses the partitions feeding it and resumes when it drains.
+    w = worker_env["start"](model_extra="max_queue = 8; queue_low_watermark = 2;",
+                            args=["--max-in-flight", "100000"])
+    x = np.zeros(NumpyMLP().width, dtype=np.float32)
+    n = 1500
+    produce_all(producer(bootstrap), worker_env["topic"],
+                [(None, encode(schemas["request"], request(f"g{i}", x)), [], i % 3)
+                 for i in range(n)])
+    msgs = consume_ids(bootstrap, worker_env["replies"], schemas["response"],
+                       [f"g{i}" for i in range(n)], timeout=60)
+    statuses = {decode(schemas["response"], m.value())[0]["status"] for m in msgs}
+    assert statuses == {"OK"}
+    log = w.text()
+    assert "event=worker.pause" in log and "congested=0x1" in log, log[-2000:]
+    assert "event=worker.resume" in log
