@@ -125,7 +125,7 @@ EOF
         while read -r h; do fail "$h"; done <<<"$out"
     fi
 elif [ -d docker ]; then
-    echo "check-static: no python with PyYAML; YAML manifests not parsed"
+    fail "no python3 with PyYAML: docker/ YAML manifests not parsed (scripts/setup.sh installs it)"
 fi
 
 # The worker configs shipped in docker/ must pass the worker's own validation
