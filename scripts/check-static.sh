@@ -57,7 +57,7 @@ if [ -n "$upper_headers" ]; then
         while read -r h; do fail "engine must not include codec/worker headers: $h"; done <<<"$hits"
     fi
 fi
-echo "check-static: dependency direction ok"
+[ "$errors" -eq 0 ] && echo "check-static: dependency direction ok"
 
 # --- 2. docker ----------------------------------------------------------------
 if [ -f docker/compose.yaml ]; then
