@@ -30,9 +30,32 @@ typedef struct kinfer_replica_ops {
      * call. Called by one thread at a time per replica. */
     kinfer_err (*execute)(kinfer_replica_impl *impl, kinfer_batch_item *items, size_t nitems,
                           kinfer_error *err);
-    /* Frees everything the replica owns; NULL-safe is not required. */
+    /* Frees everything the replica owns, waiting first for any batch still
+     * in flight; NULL-safe is not required. */
     void (*destroy)(kinfer_replica_impl *impl);
+
+    /* Optional asynchronous pair (kinfer_replica_submit/collect), set both
+     * or neither; with them, execute may be NULL. Without them the generic
+     * layer (kinfer_model.c) allows one batch in flight: its submit only
+     * records the batch and its collect calls execute.
+     *
+     * submit: the caller has checked the rows, reset the items and that
+     * fewer than max_in_flight batches are in flight. Enqueues the batch
+     * and returns; items stays valid until its collect. An error leaves
+     * nothing of this batch in flight (earlier batches stay collectable).
+     * collect: waits for the oldest submitted batch and fills its items'
+     * outputs (valid until the next collect); always takes it out of
+     * flight, also on error. No allocation per call in either. */
+    kinfer_err (*submit)(kinfer_replica_impl *impl, kinfer_batch_item *items, size_t nitems,
+                         kinfer_error *err);
+    kinfer_err (*collect)(kinfer_replica_impl *impl, kinfer_error *err);
+    /* Batches submit may have outstanding, 1..KINFER_REPLICA_MAX_IN_FLIGHT
+     * (0 reads as 1); ignored without submit. */
+    uint32_t max_in_flight;
 } kinfer_replica_ops;
+
+/* The most batches any backend keeps in flight (the generic layer's ring). */
+#define KINFER_REPLICA_MAX_IN_FLIGHT 2
 
 /* Every backend replica struct starts with this, so generic code can reach
  * its ops:  struct mlp_cpu_replica { kinfer_replica_impl base; ... }; */
@@ -58,10 +81,10 @@ int kinfer_cuda_backend_device_count(void);
  * uploads the FP32 host weights of `model` (converting to `precision`:
  * "fp32", "fp16" or "bf16", already validated by the loader), allocates
  * device and pinned host buffers for max_rows rows, creates its stream and
- * cuBLAS handle. execute should use mlp_batch_prepare / mlp_batch_pack /
- * mlp_batch_set_outputs (mlp_model.h) so CPU and CUDA agree on item
- * handling. The model must outlive the replica. Errors: KINFER_ERR_DEVICE
- * (naming the CUDA call, file and line), KINFER_ERR_NOMEM. */
+ * cuBLAS handle per staging slot (two: submit/collect, max_in_flight 2).
+ * It uses mlp_batch_prepare / mlp_batch_pack / mlp_batch_set_outputs
+ * (mlp_model.h) so CPU and CUDA agree on item handling. The model must outlive the replica. Errors:
+ * KINFER_ERR_DEVICE (naming the CUDA call, file and line), KINFER_ERR_NOMEM. */
 kinfer_err mlp_cuda_replica_new(const mlp_model *model, int device_index, uint32_t max_rows,
                                 const char *precision, kinfer_replica_impl **out,
                                 kinfer_error *err);

@@ -4,6 +4,7 @@
  * "is this CUDA device present in this build and machine". */
 #include "kinfer_model.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -18,11 +19,21 @@ struct kinfer_model {
     char describe[256];
 };
 
+/* A submitted, not yet collected batch. */
+typedef struct replica_flight {
+    kinfer_batch_item *items;
+    size_t nitems;
+    bool backend; /* the backend holds it (its submit ran); else collect runs execute */
+} replica_flight;
+
 struct kinfer_replica {
     kinfer_model *model;
     kinfer_device device;
     uint32_t max_rows;
     kinfer_replica_impl *impl;
+    uint32_t max_in_flight;
+    replica_flight flight[KINFER_REPLICA_MAX_IN_FLIGHT]; /* ring, oldest at head */
+    uint32_t head, nflight;
 };
 
 kinfer_err kinfer_model_load(const kinfer_model_options *opts, kinfer_model **out,
@@ -116,6 +127,12 @@ kinfer_err kinfer_replica_new(kinfer_model *model, const char *device, uint32_t 
         free(r);
         return kinfer_error_prefix(err, "model '%s' on %s", model->name, dev.name);
     }
+    const kinfer_replica_ops *ops = r->impl->ops;
+    r->max_in_flight = 1;
+    if (ops->submit && ops->collect && ops->max_in_flight > 1)
+        r->max_in_flight = ops->max_in_flight < KINFER_REPLICA_MAX_IN_FLIGHT
+                               ? ops->max_in_flight
+                               : KINFER_REPLICA_MAX_IN_FLIGHT;
     *out = r;
     return KINFER_OK;
 }
@@ -131,8 +148,26 @@ const char *kinfer_replica_device(const kinfer_replica *replica) {
     return replica->device.name;
 }
 
-kinfer_err kinfer_replica_execute(kinfer_replica *replica, kinfer_batch_item *items, size_t nitems,
-                                  kinfer_error *err) {
+uint32_t kinfer_replica_max_in_flight(const kinfer_replica *replica) {
+    return replica->max_in_flight;
+}
+
+uint32_t kinfer_replica_in_flight(const kinfer_replica *replica) {
+    return replica->nflight;
+}
+
+kinfer_err kinfer_replica_submit(kinfer_replica *replica, kinfer_batch_item *items, size_t nitems,
+                                 kinfer_error *err) {
+    if (nitems > 0 && !items)
+        return kinfer_error_set(err, KINFER_ERR_INVALID_ARG,
+                                "model '%s' on %s: submit of %zu items without an array",
+                                replica->model->name, replica->device.name, nitems);
+    if (replica->nflight >= replica->max_in_flight)
+        return kinfer_error_set(err, KINFER_ERR_INVALID_ARG,
+                                "model '%s' on %s: %u batch%s already in flight (at most %u); "
+                                "collect first",
+                                replica->model->name, replica->device.name, replica->nflight,
+                                replica->nflight == 1 ? "" : "es", replica->max_in_flight);
     uint64_t rows = 0;
     for (size_t i = 0; i < nitems; i++) {
         items[i].status = KINFER_OK;
@@ -145,11 +180,55 @@ kinfer_err kinfer_replica_execute(kinfer_replica *replica, kinfer_batch_item *it
                                 "model '%s' on %s: batch of %llu rows exceeds max_rows %u",
                                 replica->model->name, replica->device.name,
                                 (unsigned long long)rows, replica->max_rows);
-    if (nitems == 0)
+    const kinfer_replica_ops *ops = replica->impl->ops;
+    /* An empty batch never reaches the backend; it is collected as done. */
+    bool backend = ops->submit && nitems > 0;
+    if (backend) {
+        kinfer_err rc = ops->submit(replica->impl, items, nitems, err);
+        if (rc != KINFER_OK)
+            return kinfer_error_prefix(err, "model '%s' on %s", replica->model->name,
+                                       replica->device.name);
+    }
+    uint32_t tail = (replica->head + replica->nflight) % KINFER_REPLICA_MAX_IN_FLIGHT;
+    replica->flight[tail] = (replica_flight){items, nitems, backend};
+    replica->nflight++;
+    return KINFER_OK;
+}
+
+kinfer_err kinfer_replica_collect(kinfer_replica *replica, kinfer_batch_item **items,
+                                  kinfer_error *err) {
+    if (items)
+        *items = NULL;
+    if (replica->nflight == 0)
+        return kinfer_error_set(err, KINFER_ERR_INVALID_ARG,
+                                "model '%s' on %s: collect with no batch in flight",
+                                replica->model->name, replica->device.name);
+    replica_flight f = replica->flight[replica->head];
+    replica->head = (replica->head + 1) % KINFER_REPLICA_MAX_IN_FLIGHT;
+    replica->nflight--;
+    if (items)
+        *items = f.items;
+    if (f.nitems == 0)
         return KINFER_OK;
-    kinfer_err rc = replica->impl->ops->execute(replica->impl, items, nitems, err);
+    const kinfer_replica_ops *ops = replica->impl->ops;
+    kinfer_err rc = f.backend ? ops->collect(replica->impl, err)
+                              : ops->execute(replica->impl, f.items, f.nitems, err);
     if (rc != KINFER_OK)
         return kinfer_error_prefix(err, "model '%s' on %s", replica->model->name,
                                    replica->device.name);
     return KINFER_OK;
+}
+
+kinfer_err kinfer_replica_execute(kinfer_replica *replica, kinfer_batch_item *items, size_t nitems,
+                                  kinfer_error *err) {
+    if (replica->nflight > 0)
+        return kinfer_error_set(err, KINFER_ERR_INVALID_ARG,
+                                "model '%s' on %s: execute with %u batch%s in flight; collect "
+                                "them first",
+                                replica->model->name, replica->device.name, replica->nflight,
+                                replica->nflight == 1 ? "" : "es");
+    kinfer_err rc = kinfer_replica_submit(replica, items, nitems, err);
+    if (rc != KINFER_OK)
+        return rc;
+    return kinfer_replica_collect(replica, NULL, err);
 }

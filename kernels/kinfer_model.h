@@ -4,8 +4,9 @@
  * memory, mmapped or converted). A kinfer_replica is that model placed on
  * one device ("cpu", "cuda:0") with buffers for up to max_rows rows; one
  * executor thread drives a replica at a time. The scheduler packs requests
- * into a batch of kinfer_batch_item and calls kinfer_replica_execute once
- * per batch: one GEMM per layer per batch, never per request.
+ * into a batch of kinfer_batch_item and calls kinfer_replica_execute (or
+ * submit/collect, to overlap packing with compute) once per batch: one
+ * GEMM per layer per batch, never per request.
  *
  * This header knows nothing of Kafka, Avro or queues. */
 #ifndef KINFER_MODEL_H
@@ -53,8 +54,9 @@ typedef struct kinfer_request_cost {
 #define KINFER_MAX_OUTPUTS 4
 
 /* One request inside a batch. The scheduler fills the inputs part; execute
- * fills the outputs part. Output tensors point into buffers owned by the
- * replica, valid until the next kinfer_replica_execute on that replica. */
+ * (or collect) fills the outputs part. Output tensors point into buffers
+ * owned by the replica, valid until the next kinfer_replica_execute or
+ * kinfer_replica_collect call on that replica. */
 typedef struct kinfer_batch_item {
     const kinfer_tensor *inputs;
     size_t ninputs;
@@ -100,6 +102,40 @@ const char *kinfer_replica_device(const kinfer_replica *replica);
  * items[i].status. Called by one thread at a time per replica. */
 kinfer_err kinfer_replica_execute(kinfer_replica *replica, kinfer_batch_item *items, size_t nitems,
                                   kinfer_error *err);
+
+/* Pipelined form of execute, so that the caller can pack batch N+1 while
+ * batch N computes (issue 5: double buffering).
+ *
+ * kinfer_replica_submit starts a batch (same rules as execute) and may
+ * return before its compute ends. `items` and every input they point to
+ * must stay valid and unchanged until the batch is collected. At most
+ * kinfer_replica_max_in_flight(replica) batches may be submitted and not
+ * yet collected; one more is KINFER_ERR_INVALID_ARG. A submit that returns
+ * an error (rows over max_rows, device error) leaves nothing in flight to
+ * collect; per-item problems may show in items[i].status already.
+ *
+ * kinfer_replica_collect waits for the oldest submitted batch, fills its
+ * items' outputs and statuses, and sets *items (when items is not NULL) to
+ * the array given to its submit. A return other than KINFER_OK fails that
+ * whole batch (device error) and still takes it out of flight; with
+ * nothing in flight it is KINFER_ERR_INVALID_ARG. The outputs of a
+ * collected batch stay valid until the next collect or execute call on the
+ * replica (a submit in between does not touch them).
+ *
+ * kinfer_replica_execute is submit + collect and needs nothing in flight.
+ * Submit, collect and execute of one replica are called by one thread at a
+ * time. kinfer_replica_destroy waits for batches still in flight and drops
+ * their results. */
+kinfer_err kinfer_replica_submit(kinfer_replica *replica, kinfer_batch_item *items, size_t nitems,
+                                 kinfer_error *err);
+kinfer_err kinfer_replica_collect(kinfer_replica *replica, kinfer_batch_item **items,
+                                  kinfer_error *err);
+/* Batches that may be in flight at once: 2 for backends that compute
+ * asynchronously (CUDA), 1 for the rest (their submit only records the
+ * batch and collect computes it). */
+uint32_t kinfer_replica_max_in_flight(const kinfer_replica *replica);
+/* Batches submitted and not yet collected. */
+uint32_t kinfer_replica_in_flight(const kinfer_replica *replica);
 
 #ifdef __cplusplus
 }

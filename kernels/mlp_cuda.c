@@ -1,17 +1,18 @@
 /* mlp_cuda.c — the CUDA backend of kind `mlp`. At creation: weights uploaded
  * once (FP32, or narrowed to FP16/BF16 for tensor-core GEMMs with FP32
  * accumulation), every device and pinned host buffer sized for max_rows,
- * one stream and one cuBLAS handle with its own workspace, and a warm-up
- * run. Per batch: pack into pinned memory, then H2D, per layer one
- * cublasGemmEx + the fused bias/activation kernel, D2H, all async on the
- * replica's stream, and one wait. Nothing is allocated per batch.
+ * and a warm-up run. Per batch: pack into pinned memory, then H2D, per
+ * layer one cublasGemmEx + the fused bias/activation kernel, D2H, all
+ * async, and one event to wait on. Nothing is allocated per batch.
  *
- * Two staging slots (pinned x/y + an event) alternate between batches.
- * With the synchronous seam (kinfer_replica_execute returns outputs) a
- * batch is submitted and then waited for, so only one slot is busy at a
- * time, and packing overlaps the GPU only inside a large batch (two
- * parts). slot_submit/slot_wait are kept apart so that an async seam
- * (submit batch N+1, pack N+2, then collect N+1) needs no change here. */
+ * Double buffering (kinfer_replica_submit/collect, max_in_flight 2): two
+ * slots, each with its own stream, cuBLAS handle + workspace, pinned input
+ * staging and device activations, so batch N+1 is packed and uploaded
+ * while batch N computes, and neither can touch the other's buffers.
+ * Results land in a ring of three pinned output buffers: the batch being
+ * submitted, the one in flight, and the last collected one, whose outputs
+ * the caller may still read. Not here: the CPU twin (mlp_cpu.c). */
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,17 +29,31 @@
 #include "status_cuda.h"
 
 /* cuBLAS workspace: NVIDIA recommends 32 MiB on Hopper; giving it one up
- * front keeps cuBLAS from allocating on the first GEMM of a new shape. */
+ * front keeps cuBLAS from allocating on the first GEMM of a new shape. One
+ * per slot: two streams must not share a workspace. */
 #define MLP_CUDA_WORKSPACE ((size_t)32 << 20)
 #define MLP_CUDA_SLOTS 2
+#define MLP_CUDA_OUTS (MLP_CUDA_SLOTS + 1)
 /* Batches of at least this many rows run as two pipelined parts. */
 #define MLP_CUDA_SPLIT_MIN_ROWS 256
 
+_Static_assert(MLP_CUDA_SLOTS <= KINFER_REPLICA_MAX_IN_FLIGHT, "slots beyond the seam's ring");
+
+/* Everything one batch in flight uses, so two batches never share a buffer. */
 typedef struct mlp_cuda_slot {
-    float *h_x; /* pinned [max_rows, in_width]: packed batch */
-    float *h_y; /* pinned [max_rows, out_width]: results */
+    cudaStream_t stream;
+    cublasHandle_t blas;
+    void *d_workspace;
+    float *h_x;      /* pinned [max_rows, in_width]: packed batch */
+    float *d_x;      /* [max_rows, in_width] FP32: the uploaded batch */
+    float *d_acc[2]; /* [max_rows, max_width] FP32: GEMM outputs, alternating */
+    void *d_h[2];    /* [max_rows, max_width] ctype: narrowed layer inputs (FP16/BF16 only) */
     cudaEvent_t done;
-    uint32_t rows; /* rows of the batch in flight, 0 when idle */
+    /* The batch in flight here (valid while the slot is in the flight ring). */
+    kinfer_batch_item *items;
+    size_t nitems;
+    uint32_t rows; /* good rows; 0: nothing was enqueued */
+    float *h_y;    /* the output buffer its D2H targets */
 } mlp_cuda_slot;
 
 typedef struct mlp_cuda_replica {
@@ -47,17 +62,14 @@ typedef struct mlp_cuda_replica {
     int dev;
     uint32_t max_rows;
     kinfer_dtype ctype; /* GEMM operand type: FP32, FP16 or BF16 */
-    cudaStream_t stream;
-    cublasHandle_t blas;
-    void *d_workspace;
-    void *d_params;  /* one allocation: all weights (ctype) then all biases (FP32) */
-    void **d_w;      /* [nlayers] into d_params, ctype [out, in] */
-    float **d_b;     /* [nlayers] into d_params, FP32 [out] */
-    float *d_x;      /* [max_rows, in_width] FP32: the uploaded batch */
-    float *d_acc[2]; /* [max_rows, max_width] FP32: GEMM outputs, alternating */
-    void *d_h[2];    /* [max_rows, max_width] ctype: narrowed layer inputs (FP16/BF16 only) */
+    void *d_params;     /* one allocation: all weights (ctype) then all biases (FP32) */
+    void **d_w;         /* [nlayers] into d_params, ctype [out, in] */
+    float **d_b;        /* [nlayers] into d_params, FP32 [out] */
     mlp_cuda_slot slots[MLP_CUDA_SLOTS];
-    unsigned next_slot;
+    float *h_y[MLP_CUDA_OUTS]; /* pinned [max_rows, out_width]: results, a ring */
+    unsigned oldest;           /* slot of the oldest batch in flight */
+    unsigned nflight;          /* batches in flight: slots oldest, oldest+1, ... */
+    unsigned next_out;         /* h_y index the next submit writes */
 } mlp_cuda_replica;
 
 static size_t ctype_size(kinfer_dtype t) {
@@ -79,50 +91,51 @@ static cudaDataType_t ctype_cuda(kinfer_dtype t) {
  * Column-major, that is Y^T[out, rows] = W^T^T[out, in] * X^T[in, rows]:
  * A = W (ld in, transposed), B = X (ld in), C = Y (ld out). Accumulation is
  * FP32 for every ctype; FP32 operands stay on the FP32 path (no TF32: the
- * handle's math mode is CUBLAS_DEFAULT_MATH). */
-static kinfer_err gemm(mlp_cuda_replica *r, const void *x, const void *w, float *y, uint32_t rows,
-                       uint32_t in, uint32_t out, kinfer_error *err) {
+ * handle's math mode is CUBLAS_DEFAULT_MATH). Runs on the slot's stream. */
+static kinfer_err gemm(mlp_cuda_replica *r, mlp_cuda_slot *slot, const void *x, const void *w,
+                       float *y, uint32_t rows, uint32_t in, uint32_t out, kinfer_error *err) {
     kinfer_err rc = KINFER_OK;
     const float one = 1.0f, zero = 0.0f;
     cudaDataType_t t = ctype_cuda(r->ctype);
     KINFER_CUBLAS_GOTO(err, r->dev,
-                       cublasGemmEx(r->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)out, (int)rows, (int)in,
-                                    &one, w, t, (int)in, x, t, (int)in, &zero, y, CUDA_R_32F,
-                                    (int)out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
+                       cublasGemmEx(slot->blas, CUBLAS_OP_T, CUBLAS_OP_N, (int)out, (int)rows,
+                                    (int)in, &one, w, t, (int)in, x, t, (int)in, &zero, y,
+                                    CUDA_R_32F, (int)out, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT),
                        done);
 done:
     return rc;
 }
 
 /* Enqueues H2D, the layers and D2H for rows [row0, row0 + rows) already
- * packed in slot->h_x, then records slot->done. Returns without waiting.
- * The device buffers are reused from row 0 for every call: calls on the
- * one stream run in order, so a later part cannot overwrite an earlier
- * part's intermediates; only the pinned host rows are distinct. */
-static kinfer_err slot_submit(mlp_cuda_replica *r, mlp_cuda_slot *slot, uint32_t row0,
-                              uint32_t rows, kinfer_error *err) {
+ * packed in slot->h_x, on the slot's stream, then records slot->done.
+ * Returns without waiting. The slot's device buffers are reused from row 0
+ * for every part: parts on the one stream run in order, so a later part
+ * cannot overwrite an earlier part's intermediates; only the pinned host
+ * rows are distinct. */
+static kinfer_err slot_enqueue(mlp_cuda_replica *r, mlp_cuda_slot *slot, uint32_t row0,
+                               uint32_t rows, kinfer_error *err) {
     const mlp_model *m = r->model;
     kinfer_err rc = KINFER_OK;
     int half = r->ctype != KINFER_DTYPE_FP32;
     KINFER_CUDA_GOTO(err, r->dev,
-                     cudaMemcpyAsync(r->d_x, slot->h_x + (size_t)row0 * m->in_width,
+                     cudaMemcpyAsync(slot->d_x, slot->h_x + (size_t)row0 * m->in_width,
                                      (size_t)rows * m->in_width * sizeof(float),
-                                     cudaMemcpyHostToDevice, r->stream),
+                                     cudaMemcpyHostToDevice, slot->stream),
                      fail);
-    const void *in = r->d_x;
+    const void *in = slot->d_x;
     if (half) {
         KINFER_CUDA_GOTO(err, r->dev,
-                         kinfer_convert_f32_cuda(r->d_x, r->d_h[0], r->ctype,
-                                                 (size_t)rows * m->in_width, r->stream),
+                         kinfer_convert_f32_cuda(slot->d_x, slot->d_h[0], r->ctype,
+                                                 (size_t)rows * m->in_width, slot->stream),
                          fail);
-        in = r->d_h[0];
+        in = slot->d_h[0];
     }
     float *y = NULL;
     for (uint32_t l = 0; l < m->nlayers; l++) {
         const mlp_layer *layer = &m->layers[l];
         int last = l + 1 == m->nlayers;
-        y = r->d_acc[l & 1];
-        rc = gemm(r, in, r->d_w[l], y, rows, layer->in, layer->out, err);
+        y = slot->d_acc[l & 1];
+        rc = gemm(r, slot, in, r->d_w[l], y, rows, layer->in, layer->out, err);
         if (rc != KINFER_OK)
             goto fail;
         kinfer_activation act = m->activation;
@@ -130,102 +143,132 @@ static kinfer_err slot_submit(mlp_cuda_replica *r, mlp_cuda_slot *slot, uint32_t
             act = m->output_activation == MLP_OUT_SIGMOID ? KINFER_ACT_SIGMOID : KINFER_ACT_NONE;
         if (half && !last) {
             /* Fused: bias + activation + narrowing for the next GEMM. */
-            void *next = r->d_h[(l + 1) & 1];
+            void *next = slot->d_h[(l + 1) & 1];
             KINFER_CUDA_GOTO(err, r->dev,
                              kinfer_bias_act_to_cuda(y, r->d_b[l], rows, layer->out, act, next,
-                                                     r->ctype, r->stream),
+                                                     r->ctype, slot->stream),
                              fail);
             in = next;
         } else {
-            KINFER_CUDA_GOTO(err, r->dev,
-                             kinfer_bias_act_cuda(y, r->d_b[l], rows, layer->out, act, r->stream),
-                             fail);
+            KINFER_CUDA_GOTO(
+                err, r->dev,
+                kinfer_bias_act_cuda(y, r->d_b[l], rows, layer->out, act, slot->stream), fail);
             in = y;
         }
         if (last && m->output_activation == MLP_OUT_SOFTMAX)
-            KINFER_CUDA_GOTO(err, r->dev, kinfer_softmax_rows_cuda(y, rows, layer->out, r->stream),
-                             fail);
+            KINFER_CUDA_GOTO(err, r->dev,
+                             kinfer_softmax_rows_cuda(y, rows, layer->out, slot->stream), fail);
     }
     KINFER_CUDA_GOTO(err, r->dev,
                      cudaMemcpyAsync(slot->h_y + (size_t)row0 * m->out_width, y,
                                      (size_t)rows * m->out_width * sizeof(float),
-                                     cudaMemcpyDeviceToHost, r->stream),
+                                     cudaMemcpyDeviceToHost, slot->stream),
                      fail);
-    KINFER_CUDA_GOTO(err, r->dev, cudaEventRecord(slot->done, r->stream), fail);
-    slot->rows = row0 + rows;
+    KINFER_CUDA_GOTO(err, r->dev, cudaEventRecord(slot->done, slot->stream), fail);
     return KINFER_OK;
 fail:
     return rc;
 }
 
-/* Waits for the slot's batch; also surfaces asynchronous kernel faults. */
+/* Waits for everything enqueued on the slot; also surfaces asynchronous
+ * kernel faults. */
 static kinfer_err slot_wait(mlp_cuda_replica *r, mlp_cuda_slot *slot, kinfer_error *err) {
     kinfer_err rc = KINFER_OK;
     KINFER_CUDA_GOTO(err, r->dev, cudaEventSynchronize(slot->done), fail);
-    slot->rows = 0;
-    return KINFER_OK;
 fail:
-    slot->rows = 0;
     return rc;
 }
 
-static kinfer_err cuda_execute(kinfer_replica_impl *impl, kinfer_batch_item *items, size_t nitems,
-                               kinfer_error *err) {
+/* Where a batch of `rows` good rows is cut in two so that the second part
+ * is packed on the CPU while the GPU copies and computes the first: at the
+ * item boundary nearest past half the rows. Small batches go whole (two
+ * launch sequences would cost more than the packing saves). Returns the
+ * item count of the first part; *rows_a its good rows. */
+static size_t split_point(const kinfer_batch_item *items, size_t nitems, uint32_t rows,
+                          uint32_t *rows_a) {
+    *rows_a = rows;
+    if (rows < MLP_CUDA_SPLIT_MIN_ROWS)
+        return nitems;
+    uint32_t acc = 0;
+    for (size_t i = 0; i < nitems; i++) {
+        if (items[i].status == KINFER_OK)
+            acc += items[i].cost.rows;
+        if (acc >= rows / 2) {
+            if (acc == 0 || acc >= rows)
+                return nitems;
+            *rows_a = acc;
+            return i + 1;
+        }
+    }
+    return nitems;
+}
+
+/* Packs and enqueues a batch on the next free slot and returns: the GPU
+ * works on it while the caller packs the next one. */
+static kinfer_err cuda_submit(kinfer_replica_impl *impl, kinfer_batch_item *items, size_t nitems,
+                              kinfer_error *err) {
     mlp_cuda_replica *r = (mlp_cuda_replica *)impl;
     const mlp_model *m = r->model;
     kinfer_err rc = KINFER_OK;
+    if (r->nflight >= MLP_CUDA_SLOTS) /* the seam checks this first */
+        return kinfer_error_set(err, KINFER_ERR_INTERNAL, "cuda:%d: %u batches already in flight",
+                                r->dev, r->nflight);
     uint32_t rows;
     rc = mlp_batch_prepare(m, items, nitems, r->max_rows, &rows, err);
-    if (rc != KINFER_OK || rows == 0)
+    if (rc != KINFER_OK)
         return rc;
-    /* The executor thread may not be the one that created the replica. */
-    KINFER_CUDA_GOTO(err, r->dev, cudaSetDevice(r->dev), fail);
-    mlp_cuda_slot *slot = &r->slots[r->next_slot];
-    r->next_slot = (r->next_slot + 1) % MLP_CUDA_SLOTS;
-    if (slot->rows != 0) { /* only with an async seam: never true today */
-        rc = slot_wait(r, slot, err);
+    mlp_cuda_slot *slot = &r->slots[(r->oldest + r->nflight) % MLP_CUDA_SLOTS];
+    slot->items = items;
+    slot->nitems = nitems;
+    slot->rows = rows;
+    slot->h_y = r->h_y[r->next_out];
+    if (rows > 0) {
+        /* The executor thread may not be the one that created the replica. */
+        KINFER_CUDA_GOTO(err, r->dev, cudaSetDevice(r->dev), fail);
+        uint32_t rows_a;
+        size_t split = split_point(items, nitems, rows, &rows_a);
+        mlp_batch_pack(m, items, split, slot->h_x);
+        rc = slot_enqueue(r, slot, 0, rows_a, err);
+        if (rc == KINFER_OK && split < nitems) {
+            mlp_batch_pack(m, items + split, nitems - split,
+                           slot->h_x + (size_t)rows_a * m->in_width);
+            rc = slot_enqueue(r, slot, rows_a, rows - rows_a, err);
+        }
         if (rc != KINFER_OK)
             goto fail;
     }
-    /* Within one synchronous execute the only overlap left is inside the
-     * batch: a large batch goes in two parts split at an item boundary, and
-     * the second part is packed on the CPU while the GPU copies and
-     * computes the first. Small batches go whole (two launch sequences
-     * would cost more than the packing saves). */
-    size_t split = nitems;
-    uint32_t rows_a = rows;
-    if (rows >= MLP_CUDA_SPLIT_MIN_ROWS) {
-        uint32_t acc = 0;
-        for (size_t i = 0; i < nitems; i++) {
-            if (items[i].status == KINFER_OK)
-                acc += items[i].cost.rows;
-            if (acc >= rows / 2) {
-                split = i + 1;
-                rows_a = acc;
-                break;
-            }
-        }
-        if (rows_a == 0 || rows_a >= rows) {
-            split = nitems;
-            rows_a = rows;
-        }
-    }
-    mlp_batch_pack(m, items, split, slot->h_x);
-    rc = slot_submit(r, slot, 0, rows_a, err);
-    if (rc == KINFER_OK && split < nitems) {
-        mlp_batch_pack(m, items + split, nitems - split, slot->h_x + (size_t)rows_a * m->in_width);
-        rc = slot_submit(r, slot, rows_a, rows - rows_a, err);
-    }
-    if (rc == KINFER_OK)
-        rc = slot_wait(r, slot, err);
-    if (rc != KINFER_OK)
-        goto fail;
-    mlp_batch_set_outputs(m, items, nitems, slot->h_y);
+    r->next_out = (r->next_out + 1) % MLP_CUDA_OUTS;
+    r->nflight++;
     return KINFER_OK;
 fail:
-    /* Leave the stream idle so the next batch starts clean (best effort;
-     * a sticky device fault will fail it again with its own message). */
-    (void)cudaStreamSynchronize(r->stream);
+    /* Not in flight: leave the slot's stream idle so that its next batch
+     * starts clean (best effort; a sticky device fault will fail that one
+     * again with its own message). The other slot's batch is untouched. */
+    (void)cudaStreamSynchronize(slot->stream);
+    return rc;
+}
+
+/* Waits for the oldest batch in flight and points its items at their rows
+ * of its output buffer, which no later submit writes before the next
+ * collect (the ring has a buffer more than there are slots). */
+static kinfer_err cuda_collect(kinfer_replica_impl *impl, kinfer_error *err) {
+    mlp_cuda_replica *r = (mlp_cuda_replica *)impl;
+    kinfer_err rc = KINFER_OK;
+    if (r->nflight == 0) /* the seam checks this first */
+        return kinfer_error_set(err, KINFER_ERR_INTERNAL, "cuda:%d: no batch in flight", r->dev);
+    mlp_cuda_slot *slot = &r->slots[r->oldest];
+    r->oldest = (r->oldest + 1) % MLP_CUDA_SLOTS;
+    r->nflight--;
+    if (slot->rows == 0)
+        return KINFER_OK; /* every item failed its check at submit */
+    KINFER_CUDA_GOTO(err, r->dev, cudaSetDevice(r->dev), fail);
+    rc = slot_wait(r, slot, err);
+    if (rc != KINFER_OK)
+        goto fail;
+    mlp_batch_set_outputs(r->model, slot->items, slot->nitems, slot->h_y);
+    return KINFER_OK;
+fail:
+    (void)cudaStreamSynchronize(slot->stream);
     return rc;
 }
 
@@ -233,29 +276,35 @@ static void cuda_destroy(kinfer_replica_impl *impl) {
     mlp_cuda_replica *r = (mlp_cuda_replica *)impl;
     if (!r)
         return;
-    /* Teardown continues past errors: free what can be freed. */
+    /* Teardown continues past errors: free what can be freed, after the
+     * batches still in flight have finished with the buffers. */
     (void)cudaSetDevice(r->dev);
-    if (r->stream)
-        (void)cudaStreamSynchronize(r->stream);
     for (int s = 0; s < MLP_CUDA_SLOTS; s++) {
-        if (r->slots[s].h_x)
-            (void)cudaFreeHost(r->slots[s].h_x);
-        if (r->slots[s].h_y)
-            (void)cudaFreeHost(r->slots[s].h_y);
-        if (r->slots[s].done)
-            (void)cudaEventDestroy(r->slots[s].done);
+        mlp_cuda_slot *slot = &r->slots[s];
+        if (slot->stream)
+            (void)cudaStreamSynchronize(slot->stream);
     }
-    (void)cudaFree(r->d_x);
-    (void)cudaFree(r->d_acc[0]);
-    (void)cudaFree(r->d_acc[1]);
-    (void)cudaFree(r->d_h[0]);
-    (void)cudaFree(r->d_h[1]);
+    for (int s = 0; s < MLP_CUDA_SLOTS; s++) {
+        mlp_cuda_slot *slot = &r->slots[s];
+        if (slot->h_x)
+            (void)cudaFreeHost(slot->h_x);
+        if (slot->done)
+            (void)cudaEventDestroy(slot->done);
+        (void)cudaFree(slot->d_x);
+        (void)cudaFree(slot->d_acc[0]);
+        (void)cudaFree(slot->d_acc[1]);
+        (void)cudaFree(slot->d_h[0]);
+        (void)cudaFree(slot->d_h[1]);
+        (void)cudaFree(slot->d_workspace);
+        if (slot->blas)
+            (void)cublasDestroy(slot->blas);
+        if (slot->stream)
+            (void)cudaStreamDestroy(slot->stream);
+    }
+    for (int o = 0; o < MLP_CUDA_OUTS; o++)
+        if (r->h_y[o])
+            (void)cudaFreeHost(r->h_y[o]);
     (void)cudaFree(r->d_params);
-    (void)cudaFree(r->d_workspace);
-    if (r->blas)
-        (void)cublasDestroy(r->blas);
-    if (r->stream)
-        (void)cudaStreamDestroy(r->stream);
     free(r->d_w);
     free(r->d_b);
     free(r);
@@ -263,8 +312,11 @@ static void cuda_destroy(kinfer_replica_impl *impl) {
 
 static const kinfer_replica_ops mlp_cuda_ops = {
     .backend = "cuda",
-    .execute = cuda_execute,
+    .execute = NULL, /* the seam runs execute as submit + collect */
     .destroy = cuda_destroy,
+    .submit = cuda_submit,
+    .collect = cuda_collect,
+    .max_in_flight = MLP_CUDA_SLOTS,
 };
 
 /* Uploads every layer's weights (narrowed to ctype on the device through a
@@ -282,6 +334,7 @@ static kinfer_err upload_params(mlp_cuda_replica *r, kinfer_error *err) {
             max_w = n;
     }
     float *staging = NULL;
+    cudaStream_t stream = r->slots[0].stream;
     KINFER_CUDA_GOTO(err, r->dev, cudaMalloc(&r->d_params, w_bytes + b_bytes), done);
     if (r->ctype != KINFER_DTYPE_FP32)
         KINFER_CUDA_GOTO(err, r->dev, cudaMalloc((void **)&staging, max_w * sizeof(float)), done);
@@ -294,23 +347,23 @@ static kinfer_err upload_params(mlp_cuda_replica *r, kinfer_error *err) {
         if (r->ctype == KINFER_DTYPE_FP32) {
             KINFER_CUDA_GOTO(err, r->dev,
                              cudaMemcpyAsync(wp, layer->weight, n * sizeof(float),
-                                             cudaMemcpyHostToDevice, r->stream),
+                                             cudaMemcpyHostToDevice, stream),
                              done);
         } else {
             KINFER_CUDA_GOTO(err, r->dev,
                              cudaMemcpyAsync(staging, layer->weight, n * sizeof(float),
-                                             cudaMemcpyHostToDevice, r->stream),
+                                             cudaMemcpyHostToDevice, stream),
                              done);
-            KINFER_CUDA_GOTO(err, r->dev,
-                             kinfer_convert_f32_cuda(staging, wp, r->ctype, n, r->stream), done);
+            KINFER_CUDA_GOTO(err, r->dev, kinfer_convert_f32_cuda(staging, wp, r->ctype, n, stream),
+                             done);
         }
         KINFER_CUDA_GOTO(err, r->dev,
                          cudaMemcpyAsync(bp, layer->bias, (size_t)layer->out * sizeof(float),
-                                         cudaMemcpyHostToDevice, r->stream),
+                                         cudaMemcpyHostToDevice, stream),
                          done);
         /* Pageable-memory copies and one staging buffer: finish this layer
          * before the next overwrites the staging buffer. */
-        KINFER_CUDA_GOTO(err, r->dev, cudaStreamSynchronize(r->stream), done);
+        KINFER_CUDA_GOTO(err, r->dev, cudaStreamSynchronize(stream), done);
         wp += (n * esz + 255) / 256 * 256;
         bp += ((size_t)layer->out * sizeof(float) + 255) / 256 * 256;
     }
@@ -320,19 +373,23 @@ done:
     return rc;
 }
 
-/* Runs the model on zeros at 1 and max_rows rows, so that lazy module
- * loading and cuBLAS kernel selection happen now, not in the first
- * request's latency (values are discarded; timing never uses them). */
+/* Runs the model on zeros at 1 and max_rows rows on every slot (each has
+ * its own cuBLAS handle), so that lazy module loading and cuBLAS kernel
+ * selection happen now, not in the first request's latency (values are
+ * discarded; timing never uses them). */
 static kinfer_err warm_up(mlp_cuda_replica *r, kinfer_error *err) {
-    mlp_cuda_slot *slot = &r->slots[0];
-    memset(slot->h_x, 0, (size_t)r->max_rows * r->model->in_width * sizeof(float));
-    uint32_t sizes[2] = {1, r->max_rows};
-    for (int i = 0; i < 2; i++) {
-        kinfer_err rc = slot_submit(r, slot, 0, sizes[i], err);
-        if (rc == KINFER_OK)
-            rc = slot_wait(r, slot, err);
-        if (rc != KINFER_OK)
-            return kinfer_error_prefix(err, "warm-up at %u rows", sizes[i]);
+    for (int s = 0; s < MLP_CUDA_SLOTS; s++) {
+        mlp_cuda_slot *slot = &r->slots[s];
+        slot->h_y = r->h_y[0];
+        memset(slot->h_x, 0, (size_t)r->max_rows * r->model->in_width * sizeof(float));
+        uint32_t sizes[2] = {1, r->max_rows};
+        for (int i = 0; i < 2; i++) {
+            kinfer_err rc = slot_enqueue(r, slot, 0, sizes[i], err);
+            if (rc == KINFER_OK)
+                rc = slot_wait(r, slot, err);
+            if (rc != KINFER_OK)
+                return kinfer_error_prefix(err, "warm-up of slot %d at %u rows", s, sizes[i]);
+        }
     }
     return KINFER_OK;
 }
@@ -384,36 +441,39 @@ kinfer_err mlp_cuda_replica_new(const mlp_model *model, int device_index, uint32
                               r->dev, prop.name, prop.major, prop.minor, prop.major, prop.minor);
         goto fail;
     }
-    KINFER_CUDA_GOTO(err, r->dev, cudaStreamCreateWithFlags(&r->stream, cudaStreamNonBlocking),
-                     fail);
-    KINFER_CUBLAS_GOTO(err, r->dev, cublasCreate(&r->blas), fail);
-    KINFER_CUBLAS_GOTO(err, r->dev, cublasSetStream(r->blas, r->stream), fail);
-    KINFER_CUBLAS_GOTO(err, r->dev, cublasSetMathMode(r->blas, CUBLAS_DEFAULT_MATH), fail);
-    KINFER_CUDA_GOTO(err, r->dev, cudaMalloc(&r->d_workspace, MLP_CUDA_WORKSPACE), fail);
-    KINFER_CUBLAS_GOTO(err, r->dev, cublasSetWorkspace(r->blas, r->d_workspace, MLP_CUDA_WORKSPACE),
-                       fail);
-
     size_t x_n = (size_t)max_rows * model->in_width;
     size_t y_n = (size_t)max_rows * model->out_width;
     size_t act_n = (size_t)max_rows * model->max_width;
-    KINFER_CUDA_GOTO(err, r->dev, cudaMalloc((void **)&r->d_x, x_n * sizeof(float)), fail);
-    for (int i = 0; i < 2; i++) {
-        KINFER_CUDA_GOTO(err, r->dev, cudaMalloc((void **)&r->d_acc[i], act_n * sizeof(float)),
-                         fail);
-        if (ctype != KINFER_DTYPE_FP32)
-            KINFER_CUDA_GOTO(err, r->dev, cudaMalloc(&r->d_h[i], act_n * ctype_size(ctype)), fail);
-    }
     for (int s = 0; s < MLP_CUDA_SLOTS; s++) {
         mlp_cuda_slot *slot = &r->slots[s];
+        KINFER_CUDA_GOTO(err, r->dev,
+                         cudaStreamCreateWithFlags(&slot->stream, cudaStreamNonBlocking), fail);
+        KINFER_CUBLAS_GOTO(err, r->dev, cublasCreate(&slot->blas), fail);
+        KINFER_CUBLAS_GOTO(err, r->dev, cublasSetStream(slot->blas, slot->stream), fail);
+        KINFER_CUBLAS_GOTO(err, r->dev, cublasSetMathMode(slot->blas, CUBLAS_DEFAULT_MATH), fail);
+        KINFER_CUDA_GOTO(err, r->dev, cudaMalloc(&slot->d_workspace, MLP_CUDA_WORKSPACE), fail);
+        /* After cublasSetStream: setting a stream resets the workspace. */
+        KINFER_CUBLAS_GOTO(err, r->dev,
+                           cublasSetWorkspace(slot->blas, slot->d_workspace, MLP_CUDA_WORKSPACE),
+                           fail);
+        KINFER_CUDA_GOTO(err, r->dev, cudaMalloc((void **)&slot->d_x, x_n * sizeof(float)), fail);
+        for (int i = 0; i < 2; i++) {
+            KINFER_CUDA_GOTO(err, r->dev,
+                             cudaMalloc((void **)&slot->d_acc[i], act_n * sizeof(float)), fail);
+            if (ctype != KINFER_DTYPE_FP32)
+                KINFER_CUDA_GOTO(err, r->dev, cudaMalloc(&slot->d_h[i], act_n * ctype_size(ctype)),
+                                 fail);
+        }
         KINFER_CUDA_GOTO(
             err, r->dev,
             cudaHostAlloc((void **)&slot->h_x, x_n * sizeof(float), cudaHostAllocDefault), fail);
-        KINFER_CUDA_GOTO(
-            err, r->dev,
-            cudaHostAlloc((void **)&slot->h_y, y_n * sizeof(float), cudaHostAllocDefault), fail);
         KINFER_CUDA_GOTO(err, r->dev, cudaEventCreateWithFlags(&slot->done, cudaEventDisableTiming),
                          fail);
     }
+    for (int o = 0; o < MLP_CUDA_OUTS; o++)
+        KINFER_CUDA_GOTO(
+            err, r->dev,
+            cudaHostAlloc((void **)&r->h_y[o], y_n * sizeof(float), cudaHostAllocDefault), fail);
     rc = upload_params(r, err);
     if (rc != KINFER_OK)
         goto fail;
@@ -424,9 +484,9 @@ kinfer_err mlp_cuda_replica_new(const mlp_model *model, int device_index, uint32
     (void)cudaMemGetInfo(&free_b, &total_b);
     KINFER_LOGI("cuda.replica_ready",
                 "device=cuda:%d gpu=\"%s\" cc=%d.%d precision=%s max_rows=%u layers=%u "
-                "free_mib=%zu total_mib=%zu",
+                "slots=%d free_mib=%zu total_mib=%zu",
                 r->dev, prop.name, prop.major, prop.minor, precision ? precision : "fp32", max_rows,
-                model->nlayers, free_b >> 20, total_b >> 20);
+                model->nlayers, MLP_CUDA_SLOTS, free_b >> 20, total_b >> 20);
     *out = &r->base;
     return KINFER_OK;
 fail:
