@@ -75,22 +75,47 @@ static kinfer_err check_config(const kinfer_engine_config *cfg, kinfer_error *er
     return KINFER_OK;
 }
 
+static void replica_free(sched_replica *rep) {
+    if (!rep)
+        return;
+    free(rep->reqs);
+    for (int k = 0; k < SCHED_MAX_IN_FLIGHT; k++) {
+        free(rep->flight[k].reqs);
+        free(rep->flight[k].items);
+    }
+    free(rep);
+}
+
+/* Batches the replica may have in flight: what the model says, within
+ * 1..SCHED_MAX_IN_FLIGHT; 1 without the pipelined ops. */
+static uint32_t replica_max_in_flight(const kinfer_engine *engine, const void *handle) {
+    if (!engine->ops.replica_submit)
+        return 1;
+    uint32_t n = engine->ops.replica_max_in_flight(engine->ops_ctx, handle);
+    return n < 1 ? 1 : n > SCHED_MAX_IN_FLIGHT ? SCHED_MAX_IN_FLIGHT : n;
+}
+
 static kinfer_err add_replica(kinfer_engine *engine, sched_model *m, const char *device,
                               void *handle, kinfer_error *err) {
     sched_replica *rep = calloc(1, sizeof(*rep));
     sched_replica **grown = realloc(m->replicas, (m->nreplicas + 1) * sizeof(*grown));
     if (grown)
         m->replicas = grown;
+    bool ok = rep != NULL;
     if (rep) {
+        /* The assigned batch's array plus one per batch in flight: taking a
+         * batch swaps arrays, so one is always free for the next. */
+        rep->max_in_flight = replica_max_in_flight(engine, handle);
         rep->reqs = calloc(m->max_batch_size, sizeof(*rep->reqs));
-        rep->items = calloc(m->max_batch_size, sizeof(*rep->items));
-    }
-    if (!rep || !grown || !rep->reqs || !rep->items) {
-        if (rep) {
-            free(rep->reqs);
-            free(rep->items);
+        ok = rep->reqs != NULL;
+        for (uint32_t k = 0; k < rep->max_in_flight; k++) {
+            rep->flight[k].reqs = calloc(m->max_batch_size, sizeof(*rep->flight[k].reqs));
+            rep->flight[k].items = calloc(m->max_batch_size, sizeof(*rep->flight[k].items));
+            ok = ok && rep->flight[k].reqs && rep->flight[k].items;
         }
-        free(rep);
+    }
+    if (!ok || !grown) {
+        replica_free(rep);
         engine->ops.replica_destroy(engine->ops_ctx, handle);
         return kinfer_error_set(err, KINFER_ERR_NOMEM, "model '%s': out of memory", m->name);
     }
@@ -195,9 +220,7 @@ static void free_engine(kinfer_engine *engine) {
             sched_replica *rep = m->replicas[k];
             engine->ops.replica_destroy(engine->ops_ctx, rep->handle);
             pthread_cond_destroy(&rep->work_cond);
-            free(rep->reqs);
-            free(rep->items);
-            free(rep);
+            replica_free(rep);
         }
         free(m->replicas);
         if (m->handle)
@@ -258,6 +281,12 @@ kinfer_err kinfer_engine_new_with_ops(const kinfer_engine_config *cfg, const sch
     if (!cfg || !ops || !out)
         return kinfer_error_set(err, KINFER_ERR_INVALID_ARG, "engine: NULL argument");
     *out = NULL;
+    bool pipelined = ops->replica_submit != NULL;
+    if (pipelined != (ops->replica_collect != NULL) ||
+        pipelined != (ops->replica_max_in_flight != NULL) || (!pipelined && !ops->replica_execute))
+        return kinfer_error_set(err, KINFER_ERR_INVALID_ARG,
+                                "engine: model ops need replica_execute, or replica_submit, "
+                                "replica_collect and replica_max_in_flight together");
     kinfer_err rc = check_config(cfg, err);
     if (rc != KINFER_OK)
         return rc;
@@ -466,10 +495,8 @@ size_t sched_engine_run(kinfer_engine *engine) {
             pthread_mutex_lock(&engine->mu);
             bool assigned = rep->nreqs > 0;
             pthread_mutex_unlock(&engine->mu);
-            if (assigned) {
-                sched_replica_run(rep);
-                ran++;
-            }
+            if (assigned)
+                ran += sched_replica_run(rep);
         }
     return ran;
 }

@@ -1,6 +1,8 @@
 /* engine_dispatch.c — the scheduler pass: expiry, drain, and forming
  * batches onto idle replicas, all under the engine lock. It decides with
- * sched_policy_decide and runs nothing itself; engine_exec.c runs batches. */
+ * sched_policy_decide and runs nothing itself; engine_exec.c runs batches
+ * (and asks sched_replica_take_next for a pipelined replica's next one). */
+#include <stdbool.h>
 #include <string.h>
 
 #include "engine_internal.h"
@@ -108,6 +110,39 @@ static void push_list(sched_req **list, sched_req *r) {
     *list = r;
 }
 
+/* Pops every queued request whose deadline has passed onto *expired (the
+ * heap top has the earliest deadline). Returns whether any was. */
+static bool expire_due(sched_model *m, int64_t now, sched_req **expired) {
+    bool any = false;
+    for (sched_req *r = sched_queue_peek(&m->queue); r && r->deadline_us <= now;
+         r = sched_queue_peek(&m->queue)) {
+        push_list(expired, sched_queue_pop(&m->queue));
+        m->expired++;
+        any = true;
+    }
+    return any;
+}
+
+/* Asks the policy whether m's queue (not empty) makes a batch due now. */
+static sched_trigger decide(const kinfer_engine *engine, const sched_model *m, int64_t now,
+                            int64_t margin, int64_t *wake) {
+    const sched_queue *q = &m->queue;
+    sched_policy_input in = {
+        .queued = q->len,
+        .queued_rows = q->rows,
+        .queued_tokens = q->tokens,
+        .oldest_arrival_us = sched_queue_oldest(q)->arrival_us,
+        .earliest_deadline_us = sched_queue_peek(q)->deadline_us,
+        .max_batch_size = m->max_batch_size,
+        .max_batch_tokens = m->max_batch_tokens,
+        .max_queue_delay_us = m->max_queue_delay_us,
+        .estimate_us = sched_latency_estimate(&m->latency, prospective_rows(m)),
+        .margin_us = margin,
+        .draining = engine->draining,
+    };
+    return sched_policy_decide(&in, now, wake);
+}
+
 int64_t sched_engine_dispatch_lag(const kinfer_engine *engine) {
     if (engine->opts.manual)
         return 0;
@@ -122,35 +157,15 @@ int64_t sched_engine_pass(kinfer_engine *engine, int64_t now, sched_pass_out *ou
     for (size_t i = 0; i < engine->nmodels; i++) {
         sched_model *m = &engine->models[i];
         sched_queue *q = &m->queue;
-        bool changed = false;
-        /* Expiry first: the heap top has the earliest deadline. */
-        for (sched_req *r = sched_queue_peek(q); r && r->deadline_us <= now;
-             r = sched_queue_peek(q)) {
-            push_list(&out->expired, sched_queue_pop(q));
-            m->expired++;
-            changed = true;
-        }
+        bool changed = expire_due(m, now, &out->expired); /* expiry first */
         if (abort_all) {
             for (sched_req *r = sched_queue_pop(q); r; r = sched_queue_pop(q))
                 push_list(&out->aborted, r);
             changed = true;
         }
         while (q->len > 0) {
-            sched_policy_input in = {
-                .queued = q->len,
-                .queued_rows = q->rows,
-                .queued_tokens = q->tokens,
-                .oldest_arrival_us = sched_queue_oldest(q)->arrival_us,
-                .earliest_deadline_us = sched_queue_peek(q)->deadline_us,
-                .max_batch_size = m->max_batch_size,
-                .max_batch_tokens = m->max_batch_tokens,
-                .max_queue_delay_us = m->max_queue_delay_us,
-                .estimate_us = sched_latency_estimate(&m->latency, prospective_rows(m)),
-                .margin_us = margin,
-                .draining = engine->draining,
-            };
             int64_t wake;
-            sched_trigger t = sched_policy_decide(&in, now, &wake);
+            sched_trigger t = decide(engine, m, now, margin, &wake);
             if (t == SCHED_WAIT) {
                 if (wake < next)
                     next = wake;
@@ -175,6 +190,38 @@ int64_t sched_engine_pass(kinfer_engine *engine, int64_t now, sched_pass_out *ou
             sched_model_watermark(m);
     }
     return next;
+}
+
+bool sched_replica_take_next(kinfer_engine *engine, sched_replica *rep, int64_t now,
+                             int64_t wait_us, sched_req **expired) {
+    sched_model *m = rep->model;
+    /* Past the drain time the next pass aborts what is queued. */
+    if (engine->draining && kinfer_mono_us() >= engine->drain_deadline_mono_us)
+        return false;
+    bool changed = expire_due(m, now, expired);
+    bool formed = false;
+    /* An idle replica would start the batch at once, not behind this one;
+     * the scheduler thread or the next pass gives it the batch. */
+    bool other_idle = false;
+    for (size_t k = 0; k < m->nreplicas && !other_idle; k++)
+        other_idle = m->replicas[k] != rep && !m->replicas[k]->busy;
+    if (!other_idle && m->queue.len > 0) {
+        int64_t margin =
+            engine->opts.deadline_margin_us + sched_engine_dispatch_lag(engine) + wait_us;
+        int64_t wake;
+        sched_trigger t = decide(engine, m, now, margin, &wake);
+        if (t != SCHED_WAIT) {
+            form_batch(m, rep, now, margin);
+            formed = changed = true;
+            if (kinfer_log_enabled(KINFER_LOG_DEBUG))
+                KINFER_LOGD("engine.dispatch",
+                            "model=%s device=%s trigger=%s requests=%zu rows=%u pipelined=1",
+                            m->name, rep->device, sched_trigger_name(t), rep->nreqs, rep->rows);
+        }
+    }
+    if (changed)
+        sched_model_watermark(m);
+    return formed;
 }
 
 void sched_model_watermark(sched_model *m) {

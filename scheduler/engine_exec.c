@@ -26,13 +26,30 @@ static void finish_locked(kinfer_engine *engine, sched_model *m, size_t n) {
         pthread_cond_broadcast(&engine->done_cond);
 }
 
-void sched_replica_run(sched_replica *rep) {
-    kinfer_engine *engine = rep->engine;
-    sched_model *m = rep->model;
-    size_t n = rep->nreqs;
-    for (size_t i = 0; i < n; i++) {
-        sched_req *r = rep->reqs[i];
-        kinfer_batch_item *it = &rep->items[i];
+/* Under the lock: moves the assigned batch into the next free flight slot
+ * (swapping request arrays, so the replica keeps a free one for the next
+ * assignment) and leaves nothing assigned. */
+static sched_flight *take_assigned_locked(sched_replica *rep, bool handed_off) {
+    sched_flight *f = &rep->flight[(rep->flight_head + rep->nflight) % rep->max_in_flight];
+    sched_req **reqs = f->reqs;
+    f->reqs = rep->reqs;
+    rep->reqs = reqs;
+    f->nreqs = rep->nreqs;
+    f->rows = rep->rows;
+    f->assigned_at = rep->assigned_at;
+    f->handed_off = handed_off;
+    rep->nreqs = 0;
+    rep->rows = 0;
+    rep->nflight++;
+    return f;
+}
+
+/* No lock: fills the batch items and submits them. A model without
+ * replica_submit runs the batch in flight_complete instead. */
+static void flight_submit(kinfer_engine *engine, sched_replica *rep, sched_flight *f) {
+    for (size_t i = 0; i < f->nreqs; i++) {
+        sched_req *r = f->reqs[i];
+        kinfer_batch_item *it = &f->items[i];
         memset(it, 0, sizeof(*it));
         it->inputs = r->inputs;
         it->ninputs = r->ninputs;
@@ -41,29 +58,52 @@ void sched_replica_run(sched_replica *rep) {
         it->cost = r->cost;
         it->status = KINFER_OK;
     }
-    kinfer_error err;
-    kinfer_error_clear(&err);
-    int64_t start = engine_now(engine);
-    kinfer_err rc = engine->ops.replica_execute(engine->ops_ctx, rep->handle, rep->items, n, &err);
+    kinfer_error_clear(&f->err);
+    f->start = engine_now(engine);
+    f->rc = KINFER_OK;
+    if (engine->ops.replica_submit)
+        f->rc =
+            engine->ops.replica_submit(engine->ops_ctx, rep->handle, f->items, f->nreqs, &f->err);
+}
+
+/* No lock: waits for the oldest batch in flight (collect, or execute for a
+ * model without submit), completes its requests and drops it from flight.
+ * *prev_end is when the batch before it finished (INT64_MIN for none). */
+static void flight_complete(kinfer_engine *engine, sched_replica *rep, int64_t *prev_end) {
+    sched_model *m = rep->model;
+    sched_flight *f = &rep->flight[rep->flight_head];
+    size_t n = f->nreqs;
+    kinfer_err rc = f->rc;
+    if (rc == KINFER_OK)
+        rc = engine->ops.replica_submit
+                 ? engine->ops.replica_collect(engine->ops_ctx, rep->handle, &f->err)
+                 : engine->ops.replica_execute(engine->ops_ctx, rep->handle, f->items, n, &f->err);
+    int64_t start = f->start;
     int64_t end = engine_now(engine);
+    /* Reported: submit to collect, which for a pipelined batch includes
+     * waiting behind the one before it. Learned: only the time the batch
+     * added after that one finished, what the estimate is used for (the
+     * pass widens the margin by the wait itself). */
     int64_t compute = end - start;
+    int64_t service = end - (*prev_end > start ? *prev_end : start);
+    *prev_end = end;
 
     uint64_t ok = 0;
     pthread_mutex_lock(&engine->mu);
     /* A failed batch says nothing about compute time; a negative one means
      * the wall clock stepped back, and teaching the estimator that would
      * make it promise too much. */
-    if (rc == KINFER_OK && compute >= 0)
-        sched_latency_record(&m->latency, rep->rows, compute);
-    if (!engine->opts.manual && start >= rep->assigned_at)
-        sched_latency_record(&engine->handoff_lag, 1, start - rep->assigned_at);
+    if (rc == KINFER_OK && compute >= 0 && service >= 0)
+        sched_latency_record(&m->latency, f->rows, service);
+    if (!engine->opts.manual && f->handed_off && start >= f->assigned_at)
+        sched_latency_record(&engine->handoff_lag, 1, start - f->assigned_at);
     pthread_mutex_unlock(&engine->mu);
     if (compute < 0)
         compute = 0;
 
     for (size_t i = 0; i < n; i++) {
-        sched_req *r = rep->reqs[i];
-        kinfer_batch_item *it = &rep->items[i];
+        sched_req *r = f->reqs[i];
+        kinfer_batch_item *it = &f->items[i];
         kinfer_engine_result res = {
             .token = r->token,
             .model_version = m->version,
@@ -74,7 +114,7 @@ void sched_replica_run(sched_replica *rep) {
         };
         if (rc != KINFER_OK) {
             res.status = rc;
-            res.error = err.msg[0] ? err.msg : kinfer_err2str(rc);
+            res.error = f->err.msg[0] ? f->err.msg : kinfer_err2str(rc);
         } else if (it->status != KINFER_OK) {
             res.status = it->status;
             it->error[sizeof(it->error) - 1] = '\0';
@@ -87,19 +127,71 @@ void sched_replica_run(sched_replica *rep) {
         }
         engine->on_complete(engine->callback_ctx, &res);
         free(r);
-        rep->reqs[i] = NULL;
+        f->reqs[i] = NULL;
     }
+    f->nreqs = 0;
+    f->rows = 0;
+    rep->flight_head = (rep->flight_head + 1) % rep->max_in_flight;
+    rep->nflight--;
 
     pthread_mutex_lock(&engine->mu);
     m->completed_ok += ok;
     m->completed_error += n - ok;
-    rep->nreqs = 0;
-    rep->rows = 0;
-    rep->busy = false;
     finish_locked(engine, m, n);
+    pthread_mutex_unlock(&engine->mu);
+}
+
+/* No lock; rep has `cur` (its newest batch) in flight and room for one
+ * more. Forms the model's next batch onto rep when it is due and submits
+ * it, before cur is collected: the caller packs batch N+1 while the device
+ * computes batch N. Returns whether it submitted one. */
+static bool pipeline_next(kinfer_engine *engine, sched_replica *rep, const sched_flight *cur) {
+    sched_req *expired = NULL;
+    sched_flight *next = NULL;
+    pthread_mutex_lock(&engine->mu);
+    int64_t now = engine_now(engine);
+    int64_t wait = sched_latency_estimate(&rep->model->latency, cur->rows) - (now - cur->start);
+    if (sched_replica_take_next(engine, rep, now, wait > 0 ? wait : 0, &expired))
+        next = take_assigned_locked(rep, false);
+    bool report = rep->model->congested != rep->model->congested_reported;
+    pthread_mutex_unlock(&engine->mu);
+    if (expired)
+        sched_complete_unrun(engine, expired, KINFER_ERR_DEADLINE_EXCEEDED,
+                             "deadline exceeded while queued");
+    if (report)
+        sched_deliver_congestion(engine);
+    if (next)
+        flight_submit(engine, rep, next);
+    return next != NULL;
+}
+
+size_t sched_replica_run(sched_replica *rep) {
+    kinfer_engine *engine = rep->engine;
+    pthread_mutex_lock(&engine->mu);
+    if (rep->nreqs == 0) {
+        pthread_mutex_unlock(&engine->mu);
+        return 0;
+    }
+    sched_flight *cur = take_assigned_locked(rep, true);
+    pthread_mutex_unlock(&engine->mu);
+    flight_submit(engine, rep, cur);
+    size_t ran = 0;
+    int64_t prev_end = INT64_MIN;
+    while (rep->nflight > 0) {
+        /* The newest batch in flight; a failed submit has nothing on the
+         * device to overlap with. */
+        cur = &rep->flight[(rep->flight_head + rep->nflight - 1) % rep->max_in_flight];
+        if (rep->nflight < rep->max_in_flight && cur->rc == KINFER_OK)
+            pipeline_next(engine, rep, cur);
+        flight_complete(engine, rep, &prev_end);
+        ran++;
+    }
+
+    pthread_mutex_lock(&engine->mu);
+    rep->busy = false;
     if (engine->opts.manual) {
         pthread_mutex_unlock(&engine->mu);
-        return;
+        return ran;
     }
     /* Work-conserving hand-off: this thread runs the scheduler pass itself
      * (maybe assigning its own next batch) rather than waking the scheduler
@@ -121,6 +213,7 @@ void sched_replica_run(sched_replica *rep) {
                              "engine shut down before the request ran");
     }
     sched_deliver_congestion(engine);
+    return ran;
 }
 
 void *sched_replica_thread(void *arg) {

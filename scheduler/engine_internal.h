@@ -30,6 +30,14 @@ typedef struct sched_model_ops {
     void (*replica_destroy)(void *ctx, void *replica);
     kinfer_err (*replica_execute)(void *ctx, void *replica, kinfer_batch_item *items, size_t nitems,
                                   kinfer_error *err);
+    /* Optional pipelined form (kinfer_replica_submit/collect/max_in_flight),
+     * all three or none; NULL: replica_execute, one batch at a time. With
+     * max_in_flight 2 an executor submits its next batch before it collects
+     * the current one, so packing and upload overlap compute. */
+    kinfer_err (*replica_submit)(void *ctx, void *replica, kinfer_batch_item *items, size_t nitems,
+                                 kinfer_error *err);
+    kinfer_err (*replica_collect)(void *ctx, void *replica, kinfer_error *err);
+    uint32_t (*replica_max_in_flight)(void *ctx, const void *replica);
 } sched_model_ops;
 
 /* Knobs that the public config does not (yet) expose. */
@@ -47,7 +55,25 @@ typedef struct sched_engine_options {
 #define SCHED_DEFAULT_PRIOR_US 5000
 #define SCHED_DEVICE_NAME_MAX 32
 
+/* The most batches the engine keeps in flight on one replica. */
+#define SCHED_MAX_IN_FLIGHT 2
+
 struct sched_model;
+
+/* A batch its executor has taken from the replica: submitted (or, for a
+ * model without replica_submit, about to be executed) and not yet
+ * completed. Owned by the executor thread; no lock. */
+typedef struct sched_flight {
+    sched_req **reqs;         /* max_batch_size entries */
+    kinfer_batch_item *items; /* max_batch_size entries, reused per batch */
+    size_t nreqs;
+    uint32_t rows;
+    int64_t assigned_at; /* engine clock when the batch was formed */
+    int64_t start;       /* engine clock at submit */
+    bool handed_off;     /* formed by a pass and picked up by the executor */
+    kinfer_err rc;       /* the submit's result; not OK: nothing to collect */
+    kinfer_error err;
+} sched_flight;
 
 /* One model placed on one device, driven by its own executor thread. */
 typedef struct sched_replica {
@@ -55,12 +81,16 @@ typedef struct sched_replica {
     struct sched_model *model;
     void *handle;
     char device[SCHED_DEVICE_NAME_MAX];
-    bool busy;           /* a batch is assigned or running */
-    int64_t assigned_at; /* engine clock when the current batch was assigned */
+    bool busy;           /* a batch is assigned or in flight (under the lock) */
+    bool take_next;      /* under the lock: its executor asks the pass for a next batch */
+    int64_t assigned_at; /* engine clock when the assigned batch was formed */
     sched_req **reqs;    /* the assigned batch, max_batch_size entries */
     size_t nreqs;
     uint32_t rows;
-    kinfer_batch_item *items; /* max_batch_size entries, reused per batch */
+    uint32_t max_in_flight; /* 1, or 2 with a pipelined model */
+    /* In flight, oldest at flight_head; executor-only state. */
+    sched_flight flight[SCHED_MAX_IN_FLIGHT];
+    uint32_t flight_head, nflight;
     pthread_cond_t work_cond;
     pthread_t thread;
     bool thread_started;
@@ -158,11 +188,23 @@ uint32_t sched_batch_row_limit(const sched_model *m, int64_t now, int64_t margin
  * mode, where neither exists). Under the lock. */
 int64_t sched_engine_dispatch_lag(const kinfer_engine *engine);
 
+/* engine_dispatch.c: under the lock, for an executor whose replica has a
+ * batch in flight that ends in about wait_us: forms the model's next batch
+ * onto rep when the policy says it is due (the deadline margin widened by
+ * wait_us, since the batch starts only after the current one) and no other
+ * replica of the model is idle. Requests past their deadline go to
+ * *expired first. Returns true when rep->reqs holds a new batch. */
+bool sched_replica_take_next(kinfer_engine *engine, sched_replica *rep, int64_t now,
+                             int64_t wait_us, sched_req **expired);
+
 /* engine_exec.c */
 /* Runs the replica's assigned batch (no lock held), completes its requests
  * and marks the replica idle; in threaded mode then runs a scheduler pass,
- * which may assign the replica its next batch. */
-void sched_replica_run(sched_replica *rep);
+ * which may assign the replica its next batch. With max_in_flight 2 it
+ * submits the next due batch of the model before collecting the current
+ * one, and goes on while batches keep coming due. Returns the batches
+ * run. */
+size_t sched_replica_run(sched_replica *rep);
 void *sched_replica_thread(void *arg);
 void *sched_scheduler_thread(void *arg);
 /* Completes a list of requests that never ran (no lock held), then drops

@@ -50,6 +50,22 @@ static kinfer_err ops_replica_execute(void *ctx, void *replica, kinfer_batch_ite
     return kinfer_replica_execute(replica, items, nitems, err);
 }
 
+static kinfer_err ops_replica_submit(void *ctx, void *replica, kinfer_batch_item *items,
+                                     size_t nitems, kinfer_error *err) {
+    (void)ctx;
+    return kinfer_replica_submit(replica, items, nitems, err);
+}
+
+static kinfer_err ops_replica_collect(void *ctx, void *replica, kinfer_error *err) {
+    (void)ctx;
+    return kinfer_replica_collect(replica, NULL, err);
+}
+
+static uint32_t ops_replica_max_in_flight(void *ctx, const void *replica) {
+    (void)ctx;
+    return kinfer_replica_max_in_flight(replica);
+}
+
 static const sched_model_ops default_ops = {
     .load = ops_load,
     .destroy = ops_destroy,
@@ -58,6 +74,9 @@ static const sched_model_ops default_ops = {
     .replica_new = ops_replica_new,
     .replica_destroy = ops_replica_destroy,
     .replica_execute = ops_replica_execute,
+    .replica_submit = ops_replica_submit,
+    .replica_collect = ops_replica_collect,
+    .replica_max_in_flight = ops_replica_max_in_flight,
 };
 
 kinfer_err kinfer_engine_new(const kinfer_engine_config *cfg, kinfer_engine **out,
