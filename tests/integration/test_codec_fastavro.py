@@ -23,8 +23,9 @@ TOOL = os.environ.get("KINFER_CODEC_TOOL", str(ROOT / "build/tests/tools/kinfer_
 REQ_SCHEMA = parse_schema(json.loads((ROOT / "schemas/inference_request.avsc").read_text()))
 RESP_SCHEMA = parse_schema(json.loads((ROOT / "schemas/inference_response.avsc").read_text()))
 
+# A missing tool is a broken build, not a reason to skip: fail the collection.
 if not os.path.exists(TOOL):
-    pytest.skip(f"codec tool not built: {TOOL} (set KINFER_CODEC_TOOL)", allow_module_level=True)
+    pytest.fail(f"codec tool not built: {TOOL} (build first, or set KINFER_CODEC_TOOL)", pytrace=False)
 
 
 def tool(*args, data=b""):

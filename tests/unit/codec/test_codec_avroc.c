@@ -300,14 +300,11 @@ int main(void) {
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
 #else
-static void test_skipped(void **state) {
-    (void)state;
-    fprintf(stderr, "test_codec_avroc: avro-c not found at configure time; SKIPPED\n");
-    skip();
-}
-
+/* 77 = ctest's SKIP_RETURN_CODE for this test (tests/tools/CMakeLists.txt):
+ * ctest then reports it as Skipped, not Passed. */
 int main(void) {
-    const struct CMUnitTest tests[] = {cmocka_unit_test(test_skipped)};
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    fprintf(stderr, "test_codec_avroc: avro-c not found at configure time; SKIPPED "
+                    "(Debian: libavro-dev, which scripts/setup.sh installs)\n");
+    return 77;
 }
 #endif
