@@ -424,6 +424,87 @@ static void test_per_item_failure_and_limits(void **state) {
     fixture_free(&f);
 }
 
+/* The pipelined seam on a backend without async support: one batch in
+ * flight, the same results as execute, FIFO collect with the submitted
+ * array handed back, and a clear error for each misuse. */
+static void test_submit_collect_seam(void **state) {
+    (void)state;
+    const uint32_t dims[] = {5, 3, 2};
+    fixture f;
+    fixture_new(&f, dims, 2, 1001, KINFER_DTYPE_FP32, "tanh", "none", KINFER_NAN_REJECT, 4);
+    float a[10], b[5];
+    for (int i = 0; i < 10; i++)
+        a[i] = (float)i / 10.0f - 0.3f;
+    for (int i = 0; i < 5; i++)
+        b[i] = 0.7f - (float)i / 5.0f;
+    kinfer_tensor ta = input(a, 2, 5, 2), tb = input(b, 1, 5, 1);
+    kinfer_batch_item ref[2], items[2];
+    memset(ref, 0, sizeof(ref));
+    ref[0].inputs = &ta;
+    ref[0].ninputs = 1;
+    ref[0].cost.rows = 2;
+    ref[1].inputs = &tb;
+    ref[1].ninputs = 1;
+    ref[1].cost.rows = 1;
+    memcpy(items, ref, sizeof(items));
+    kinfer_error err;
+    assert_int_equal(kinfer_replica_max_in_flight(f.replica), 1);
+    assert_int_equal(kinfer_replica_in_flight(f.replica), 0);
+    /* execute's results, copied out (they live until the next call) */
+    assert_int_equal(kinfer_replica_execute(f.replica, ref, 2, &err), KINFER_OK);
+    float want[6];
+    memcpy(want, ref[0].outputs[0].data, 4 * sizeof(float));
+    memcpy(want + 4, ref[1].outputs[0].data, 2 * sizeof(float));
+
+    /* collect with nothing in flight */
+    kinfer_batch_item *got = items;
+    assert_int_equal(kinfer_replica_collect(f.replica, &got, &err), KINFER_ERR_INVALID_ARG);
+    assert_null(got);
+    assert_non_null(strstr(err.msg, "no batch in flight"));
+
+    assert_int_equal(kinfer_replica_submit(f.replica, items, 2, &err), KINFER_OK);
+    assert_int_equal(kinfer_replica_in_flight(f.replica), 1);
+    /* a second submit past max_in_flight, and execute with one in flight */
+    assert_int_equal(kinfer_replica_submit(f.replica, items, 1, &err), KINFER_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.msg, "already in flight (at most 1)"));
+    assert_int_equal(kinfer_replica_execute(f.replica, items, 1, &err), KINFER_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.msg, "in flight"));
+    assert_int_equal(kinfer_replica_in_flight(f.replica), 1);
+
+    assert_int_equal(kinfer_replica_collect(f.replica, &got, &err), KINFER_OK);
+    assert_ptr_equal(got, items);
+    assert_int_equal(kinfer_replica_in_flight(f.replica), 0);
+    assert_int_equal(items[0].status, KINFER_OK);
+    assert_int_equal(items[1].status, KINFER_OK);
+    assert_memory_equal(items[0].outputs[0].data, want, 4 * sizeof(float));
+    assert_memory_equal(items[1].outputs[0].data, want + 4, 2 * sizeof(float));
+
+    /* a submit that fails (rows over max_rows) leaves nothing in flight */
+    items[0].cost.rows = 4;
+    assert_int_equal(kinfer_replica_submit(f.replica, items, 2, &err), KINFER_ERR_INVALID_ARG);
+    assert_non_null(strstr(err.msg, "exceeds max_rows 4"));
+    assert_int_equal(kinfer_replica_in_flight(f.replica), 0);
+    items[0].cost.rows = 2;
+
+    /* an empty batch goes in and out; NULL items is fine to collect into */
+    assert_int_equal(kinfer_replica_submit(f.replica, items, 0, &err), KINFER_OK);
+    assert_int_equal(kinfer_replica_collect(f.replica, NULL, &err), KINFER_OK);
+    /* nitems without an array */
+    assert_int_equal(kinfer_replica_submit(f.replica, NULL, 1, &err), KINFER_ERR_INVALID_ARG);
+
+    /* a bad item fails alone at collect; a good one still computes */
+    float c[6] = {0};
+    kinfer_tensor tc = input(c, 1, 6, 1);
+    items[0].inputs = &tc;
+    items[0].cost.rows = 1;
+    assert_int_equal(kinfer_replica_submit(f.replica, items, 2, &err), KINFER_OK);
+    assert_int_equal(kinfer_replica_collect(f.replica, &got, &err), KINFER_OK);
+    assert_int_equal(items[0].status, KINFER_ERR_INVALID_REQUEST);
+    assert_int_equal(items[1].status, KINFER_OK);
+    assert_memory_equal(items[1].outputs[0].data, want + 4, 2 * sizeof(float));
+    fixture_free(&f);
+}
+
 static void test_example_model(void **state) {
     (void)state;
     char path[1024];
@@ -539,6 +620,7 @@ int main(void) {
         cmocka_unit_test(test_nan_reject),
         cmocka_unit_test(test_nan_pass),
         cmocka_unit_test(test_per_item_failure_and_limits),
+        cmocka_unit_test(test_submit_collect_seam),
         cmocka_unit_test(test_example_model),
         cmocka_unit_test(test_softmax_special_values),
         cmocka_unit_test(test_f32_in_place_and_unaligned_copy),

@@ -3,12 +3,17 @@
  * x FP32 [rows, 2] and returns y FP32 [rows, 1] = x0 + x1; its compute time
  * either advances the fake clock (manual-mode tests) or sleeps (threaded
  * tests); it can fail devices, whole batches or single items, and block on
- * a gate. A collector records completions by token. Not a model of any
+ * a gate. fake_ops_pipelined drives it through submit/collect with up to
+ * max_in_flight batches in flight (compute, the gate and the clock happen
+ * in collect, as on a device that works while the host packs the next
+ * batch). A collector records completions by token. Not a model of any
  * real kernel's timing. */
 #ifndef SCHED_FAKE_MODEL_H
 #define SCHED_FAKE_MODEL_H
 
 #include <math.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
@@ -51,7 +56,8 @@ typedef struct fake_model_ctx {
 
     pthread_mutex_t mu;
     pthread_cond_t cond;
-    bool gate_closed;  /* execute waits while true */
+    bool gate_closed;  /* execute and collect wait while true ... */
+    int gate_tickets;  /* ... unless a ticket is left (fake_gate_pass) */
     int in_execute;    /* executes currently inside (waiting or not) */
     int executes;      /* execute calls so far */
     int replicas_live; /* replica_new minus destroy */
@@ -60,13 +66,33 @@ typedef struct fake_model_ctx {
     uintptr_t log[FAKE_MAX_LOG];
     int batch_sizes[FAKE_MAX_LOG]; /* requests per execute call */
     int nbatches;
+
+    /* Pipelined ops only (fake_ops_pipelined). */
+    uint32_t max_in_flight; /* what replica_max_in_flight reports (0 reads as 1) */
+    kinfer_err fail_submit; /* submit fails the whole batch with this when != OK */
+    int fail_collect_nth;   /* the nth collect (1-based, over all replicas) fails its batch */
+    int submits, collects;  /* calls so far */
+    int in_flight_now;      /* submitted, not collected, over all replicas */
+    int in_flight_peak;     /* most in flight at once on one replica */
+    int misuse;             /* submit past max_in_flight or collect with nothing in flight */
+    int ops_len;            /* calls in order: 'S' submit, 'C' collect */
+    char ops[FAKE_MAX_LOG];
 } fake_model_ctx;
+
+#define FAKE_FLIGHT 2
 
 typedef struct fake_replica {
     fake_model_ctx *ctx;
     char device[16];
     uint32_t max_rows;
     float *out;
+    /* Pipelined: the batches in flight, oldest at head, and two output
+     * buffers used by alternate collects. */
+    kinfer_batch_item *fl_items[FAKE_FLIGHT];
+    size_t fl_n[FAKE_FLIGHT];
+    int fl_head, fl_count;
+    float *outs[FAKE_FLIGHT];
+    int ncollected;
 } fake_replica;
 
 static inline void fake_model_init(fake_model_ctx *f) {
@@ -85,6 +111,22 @@ static inline void fake_gate(fake_model_ctx *f, bool closed) {
     f->gate_closed = closed;
     pthread_cond_broadcast(&f->cond);
     pthread_mutex_unlock(&f->mu);
+}
+
+/* Lets n calls through the closed gate (those waiting first). */
+static inline void fake_gate_pass(fake_model_ctx *f, int n) {
+    pthread_mutex_lock(&f->mu);
+    f->gate_tickets += n;
+    pthread_cond_broadcast(&f->cond);
+    pthread_mutex_unlock(&f->mu);
+}
+
+/* Under f->mu: waits at the gate. */
+static inline void fake_gate_wait_locked(fake_model_ctx *f) {
+    while (f->gate_closed && f->gate_tickets == 0)
+        pthread_cond_wait(&f->cond, &f->mu);
+    if (f->gate_closed)
+        f->gate_tickets--;
 }
 
 static inline int fake_in_execute(fake_model_ctx *f) {
@@ -142,6 +184,8 @@ static inline kinfer_err fake_replica_new(void *ctx, void *model, const char *de
     snprintf(r->device, sizeof(r->device), "%s", device);
     r->max_rows = max_rows;
     r->out = calloc(max_rows, sizeof(float));
+    for (int k = 0; k < FAKE_FLIGHT; k++)
+        r->outs[k] = calloc(max_rows, sizeof(float));
     pthread_mutex_lock(&f->mu);
     f->replicas_live++;
     pthread_mutex_unlock(&f->mu);
@@ -153,31 +197,33 @@ static inline void fake_replica_destroy(void *ctx, void *replica) {
     fake_model_ctx *f = ctx;
     fake_replica *r = replica;
     free(r->out);
+    for (int k = 0; k < FAKE_FLIGHT; k++)
+        free(r->outs[k]);
     free(r);
     pthread_mutex_lock(&f->mu);
     f->replicas_live--;
     pthread_mutex_unlock(&f->mu);
 }
 
-static inline kinfer_err fake_execute(void *ctx, void *replica, kinfer_batch_item *items,
-                                      size_t nitems, kinfer_error *err) {
-    fake_model_ctx *f = ctx;
-    fake_replica *rep = replica;
-    uint32_t rows = 0;
-    for (size_t i = 0; i < nitems; i++)
-        rows += items[i].cost.rows;
-    pthread_mutex_lock(&f->mu);
-    f->in_execute++;
-    f->executes++;
-    while (f->gate_closed)
-        pthread_cond_wait(&f->cond, &f->mu);
+/* Under f->mu: logs a batch (first x of each item, and its size). */
+static inline void fake_log_batch(fake_model_ctx *f, const kinfer_batch_item *items,
+                                  size_t nitems) {
     if (f->nbatches < FAKE_MAX_LOG)
         f->batch_sizes[f->nbatches++] = (int)nitems;
     for (size_t i = 0; i < nitems && f->log_len < FAKE_MAX_LOG; i++) {
         const float *x = items[i].inputs[0].data;
         f->log[f->log_len++] = (uintptr_t)x[0];
     }
-    pthread_mutex_unlock(&f->mu);
+}
+
+/* The batch's compute, no lock: advances the clock or sleeps, then fails
+ * it whole (fail != OK) or writes y = x0 + x1 into out [max_rows]. */
+static inline kinfer_err fake_compute(fake_model_ctx *f, fake_replica *rep,
+                                      kinfer_batch_item *items, size_t nitems, float *out,
+                                      kinfer_err fail, kinfer_error *err) {
+    uint32_t rows = 0;
+    for (size_t i = 0; i < nitems; i++)
+        rows += items[i].cost.rows;
     if (rows > rep->max_rows)
         return kinfer_error_set(err, KINFER_ERR_INTERNAL, "fake: %u rows > max %u", rows,
                                 rep->max_rows);
@@ -187,36 +233,121 @@ static inline kinfer_err fake_execute(void *ctx, void *replica, kinfer_batch_ite
         struct timespec ts = {f->sleep_us / 1000000, (f->sleep_us % 1000000) * 1000};
         nanosleep(&ts, NULL);
     }
-    kinfer_err rc = KINFER_OK;
-    if (f->fail_batch != KINFER_OK) {
-        rc = kinfer_error_set(err, f->fail_batch, "fake: batch failed");
-    } else {
-        uint32_t row = 0;
-        for (size_t i = 0; i < nitems; i++) {
-            const float *x = items[i].inputs[0].data;
-            if (items[i].cost.rows > 0 && isinf(x[1])) {
-                items[i].status = KINFER_ERR_INVALID_REQUEST;
-                snprintf(items[i].error, sizeof(items[i].error), "fake: infinite input");
-                continue;
-            }
-            float *y = rep->out + row;
-            for (uint32_t k = 0; k < items[i].cost.rows; k++)
-                y[k] = x[2 * k] + x[2 * k + 1];
-            kinfer_tensor *t = &items[i].outputs[0];
-            t->name.ptr = "y";
-            t->name.len = 1;
-            t->dtype = KINFER_DTYPE_FP32;
-            t->ndim = 2;
-            t->shape[0] = items[i].cost.rows;
-            t->shape[1] = 1;
-            t->data = y;
-            t->nbytes = items[i].cost.rows * sizeof(float);
-            items[i].noutputs = 1;
-            row += items[i].cost.rows;
+    if (fail != KINFER_OK)
+        return kinfer_error_set(err, fail, "fake: batch failed");
+    uint32_t row = 0;
+    for (size_t i = 0; i < nitems; i++) {
+        const float *x = items[i].inputs[0].data;
+        if (items[i].cost.rows > 0 && isinf(x[1])) {
+            items[i].status = KINFER_ERR_INVALID_REQUEST;
+            snprintf(items[i].error, sizeof(items[i].error), "fake: infinite input");
+            continue;
         }
+        float *y = out + row;
+        for (uint32_t k = 0; k < items[i].cost.rows; k++)
+            y[k] = x[2 * k] + x[2 * k + 1];
+        kinfer_tensor *t = &items[i].outputs[0];
+        t->name.ptr = "y";
+        t->name.len = 1;
+        t->dtype = KINFER_DTYPE_FP32;
+        t->ndim = 2;
+        t->shape[0] = items[i].cost.rows;
+        t->shape[1] = 1;
+        t->data = y;
+        t->nbytes = items[i].cost.rows * sizeof(float);
+        items[i].noutputs = 1;
+        row += items[i].cost.rows;
     }
+    return KINFER_OK;
+}
+
+static inline kinfer_err fake_execute(void *ctx, void *replica, kinfer_batch_item *items,
+                                      size_t nitems, kinfer_error *err) {
+    fake_model_ctx *f = ctx;
+    fake_replica *rep = replica;
+    pthread_mutex_lock(&f->mu);
+    f->in_execute++;
+    f->executes++;
+    fake_gate_wait_locked(f);
+    fake_log_batch(f, items, nitems);
+    pthread_mutex_unlock(&f->mu);
+    kinfer_err rc = fake_compute(f, rep, items, nitems, rep->out, f->fail_batch, err);
     pthread_mutex_lock(&f->mu);
     f->in_execute--;
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}
+
+/* ---- pipelined model (submit/collect) ---- */
+
+static inline uint32_t fake_max_in_flight(void *ctx, const void *replica) {
+    (void)replica;
+    return ((fake_model_ctx *)ctx)->max_in_flight;
+}
+
+/* Records the batch; computes nothing (collect does). */
+static inline kinfer_err fake_submit(void *ctx, void *replica, kinfer_batch_item *items,
+                                     size_t nitems, kinfer_error *err) {
+    fake_model_ctx *f = ctx;
+    fake_replica *rep = replica;
+    uint32_t cap = f->max_in_flight ? f->max_in_flight : 1;
+    kinfer_err rc = KINFER_OK;
+    pthread_mutex_lock(&f->mu);
+    f->submits++;
+    if (f->ops_len < FAKE_MAX_LOG)
+        f->ops[f->ops_len++] = 'S';
+    fake_log_batch(f, items, nitems);
+    if (rep->fl_count >= (int)cap || rep->fl_count >= FAKE_FLIGHT) {
+        f->misuse++;
+        rc = kinfer_error_set(err, KINFER_ERR_INTERNAL, "fake: %d batches already in flight",
+                              rep->fl_count);
+    } else if (f->fail_submit != KINFER_OK) {
+        rc = kinfer_error_set(err, f->fail_submit, "fake: submit failed");
+    } else {
+        int k = (rep->fl_head + rep->fl_count) % FAKE_FLIGHT;
+        rep->fl_items[k] = items;
+        rep->fl_n[k] = nitems;
+        rep->fl_count++;
+        f->in_flight_now++;
+        if (rep->fl_count > f->in_flight_peak)
+            f->in_flight_peak = rep->fl_count;
+    }
+    pthread_mutex_unlock(&f->mu);
+    return rc;
+}
+
+/* Computes the oldest batch (waiting at the gate first). The outputs of the
+ * batch collected before it are poisoned with NaN: the engine must be done
+ * with them by now, and a completion that reads them would see it. */
+static inline kinfer_err fake_collect(void *ctx, void *replica, kinfer_error *err) {
+    fake_model_ctx *f = ctx;
+    fake_replica *rep = replica;
+    pthread_mutex_lock(&f->mu);
+    f->collects++;
+    if (f->ops_len < FAKE_MAX_LOG)
+        f->ops[f->ops_len++] = 'C';
+    if (rep->fl_count == 0) {
+        f->misuse++;
+        pthread_mutex_unlock(&f->mu);
+        return kinfer_error_set(err, KINFER_ERR_INTERNAL, "fake: nothing in flight");
+    }
+    kinfer_batch_item *items = rep->fl_items[rep->fl_head];
+    size_t nitems = rep->fl_n[rep->fl_head];
+    rep->fl_head = (rep->fl_head + 1) % FAKE_FLIGHT;
+    rep->fl_count--;
+    bool fail = f->fail_collect_nth > 0 && f->collects == f->fail_collect_nth;
+    f->in_execute++;
+    fake_gate_wait_locked(f);
+    pthread_mutex_unlock(&f->mu);
+    int k = rep->ncollected++;
+    if (k > 0)
+        for (uint32_t i = 0; i < rep->max_rows; i++)
+            rep->outs[(k - 1) % FAKE_FLIGHT][i] = NAN;
+    kinfer_err rc = fake_compute(f, rep, items, nitems, rep->outs[k % FAKE_FLIGHT],
+                                 fail ? KINFER_ERR_DEVICE : f->fail_batch, err);
+    pthread_mutex_lock(&f->mu);
+    f->in_execute--;
+    f->in_flight_now--;
     pthread_mutex_unlock(&f->mu);
     return rc;
 }
@@ -229,6 +360,20 @@ static const sched_model_ops fake_ops = {
     .replica_new = fake_replica_new,
     .replica_destroy = fake_replica_destroy,
     .replica_execute = fake_execute,
+};
+
+/* The same model driven through submit/collect (set max_in_flight). */
+static const sched_model_ops fake_ops_pipelined = {
+    .load = fake_load,
+    .destroy = fake_destroy,
+    .describe = NULL,
+    .check_request = fake_check,
+    .replica_new = fake_replica_new,
+    .replica_destroy = fake_replica_destroy,
+    .replica_execute = fake_execute,
+    .replica_submit = fake_submit,
+    .replica_collect = fake_collect,
+    .replica_max_in_flight = fake_max_in_flight,
 };
 
 /* ---- requests and completions ---- */

@@ -2,7 +2,8 @@
  * clock: shutdown with running and queued work, drain, expiry by the
  * scheduler thread's timer, submit from a completion, and a stress test of
  * several submitters whose every accepted request must complete exactly
- * once with the right status and output. Timing is never asserted beyond
+ * once with the right status and output, also with the pipelined executor
+ * (two batches in flight, shutdown while both are). Timing is never asserted beyond
  * "happened after". */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -49,8 +50,10 @@ static tenv *tenv_alloc(size_t nreqs) {
     return e;
 }
 
+/* fake.max_in_flight > 0 selects the pipelined (submit/collect) ops. */
 static void tenv_start(tenv *e) {
-    if (kinfer_engine_new_with_ops(&e->cfg, &fake_ops, &e->fake, NULL, &e->engine, &e->err))
+    const sched_model_ops *ops = e->fake.max_in_flight ? &fake_ops_pipelined : &fake_ops;
+    if (kinfer_engine_new_with_ops(&e->cfg, ops, &e->fake, NULL, &e->engine, &e->err))
         fail_msg("engine_new: %s", e->err.msg);
 }
 
@@ -59,6 +62,8 @@ static void tenv_free(tenv *e) {
     assert_int_equal(e->fake.replicas_live, 0);
     assert_int_equal(e->fake.models_live, 0);
     assert_int_equal(e->sink.duplicates, 0);
+    assert_int_equal(e->fake.misuse, 0);
+    assert_int_equal(e->fake.in_flight_now, 0);
     fake_model_fini(&e->fake);
     pthread_mutex_destroy(&e->sink.mu);
     free(e->reqs);
@@ -142,6 +147,73 @@ static void test_shutdown_with_running_and_queued(void **state) {
     assert_int_equal(kinfer_engine_in_flight(e->engine), 0);
     kinfer_engine_shutdown(e->engine, 50); /* idempotent */
     assert_int_equal(sink_total(&e->sink), 6);
+    tenv_free(e);
+}
+
+static bool two_in_flight_one_collecting(void *arg) {
+    fake_model_ctx *f = arg;
+    pthread_mutex_lock(&f->mu);
+    bool yes = f->in_flight_now == 2 && f->in_execute == 1;
+    pthread_mutex_unlock(&f->mu);
+    return yes;
+}
+
+static bool one_completed(void *arg) {
+    return sink_total(arg) == 1;
+}
+
+static bool six_completed(void *arg) {
+    return sink_total(arg) == 6;
+}
+
+/* Pipelined replica: shutdown while two batches are in flight (one blocked
+ * in collect, the next already submitted) and one request is queued. The
+ * queued one is refused at the drain time; both batches in flight complete
+ * normally, once each, and shutdown returns only after them. */
+static void test_pipelined_shutdown_with_two_in_flight(void **state) {
+    (void)state;
+    tenv *e = tenv_alloc(16);
+    e->fake.max_in_flight = 2;
+    tenv_start(e);
+    fake_gate(&e->fake, true);
+    assert_int_equal(tsubmit(e, "m", 0, 1, 0, 0), KINFER_OK);
+    assert_true(wait_for(one_in_execute, &e->fake)); /* A = {0} blocked in collect */
+    for (size_t i = 1; i <= 5; i++)
+        assert_int_equal(tsubmit(e, "m", i, 1, 0, 0), KINFER_OK);
+    /* Let A through: B = {1, 2} is submitted, C = {3, 4} submitted behind
+     * it before B's collect blocks at the gate. */
+    fake_gate_pass(&e->fake, 1);
+    assert_true(wait_for(one_completed, &e->sink));
+    assert_true(wait_for(two_in_flight_one_collecting, &e->fake));
+    assert_int_equal(kinfer_engine_in_flight(e->engine), 5);
+    shutdown_arg a = {e->engine, 50};
+    pthread_t th;
+    pthread_create(&th, NULL, shutdown_thread, &a);
+    /* past the drain time the queued one (5) is refused; B and C wait */
+    for (int i = 0; i < 10000 && e->reqs[5].completions == 0; i++)
+        sleep_ms(1);
+    pthread_mutex_lock(&e->sink.mu);
+    assert_int_equal(e->reqs[5].completions, 1);
+    assert_int_equal(e->reqs[5].status, KINFER_ERR_SHUTDOWN);
+    for (size_t i = 1; i <= 4; i++)
+        assert_int_equal(e->reqs[i].completions, 0);
+    pthread_mutex_unlock(&e->sink.mu);
+    assert_int_equal(kinfer_engine_in_flight(e->engine), 4);
+    fake_gate(&e->fake, false);
+    pthread_join(th, NULL);
+    assert_true(wait_for(six_completed, &e->sink));
+    for (size_t i = 0; i <= 4; i++) {
+        assert_int_equal(e->reqs[i].completions, 1);
+        assert_int_equal(e->reqs[i].status, KINFER_OK);
+        assert_true(e->reqs[i].y0 == (float)i + 0.5f);
+    }
+    /* A, the refused one, then B and C in order */
+    assert_int_equal(e->sink.order[0], 0);
+    assert_int_equal(e->sink.order[1], 5);
+    for (int k = 1; k < 5; k++)
+        assert_int_equal(e->sink.order[k + 1], k);
+    assert_int_equal(e->fake.in_flight_peak, 2);
+    assert_int_equal(kinfer_engine_in_flight(e->engine), 0);
     tenv_free(e);
 }
 
@@ -280,9 +352,10 @@ static void *stress_submitter(void *p) {
     return NULL;
 }
 
-static void test_stress_many_submitters(void **state) {
-    (void)state;
+/* max_in_flight 0: execute; 2: submit/collect with two in flight. */
+static void stress(uint32_t max_in_flight) {
     tenv *e = tenv_alloc(STRESS_N);
+    e->fake.max_in_flight = max_in_flight;
     e->cfg.nmodels = 2;
     for (int i = 0; i < 2; i++) {
         e->mc[i].max_batch_size = 16;
@@ -339,13 +412,28 @@ static void test_stress_many_submitters(void **state) {
     assert_int_equal(st[0].accepted + st[1].accepted, (uint64_t)accepted);
     assert_int_equal(st[0].completed_ok + st[1].completed_ok, (uint64_t)ok);
     assert_int_equal(st[0].rejected_overloaded + st[1].rejected_overloaded, (uint64_t)overloaded);
-    print_message("stress: %d submitted, %d accepted, %d ok, %d expired, %d overloaded, %d past "
-                  "deadline, %d congestion on/off, batches %llu+%llu\n",
-                  STRESS_N, accepted, ok, expired, overloaded, past, e->sink.congestion_on,
-                  (unsigned long long)st[0].batches, (unsigned long long)st[1].batches);
+    print_message("stress (in flight %u): %d submitted, %d accepted, %d ok, %d expired, %d "
+                  "overloaded, %d past deadline, %d congestion on/off, batches %llu+%llu, peak "
+                  "in flight %d\n",
+                  max_in_flight, STRESS_N, accepted, ok, expired, overloaded, past,
+                  e->sink.congestion_on, (unsigned long long)st[0].batches,
+                  (unsigned long long)st[1].batches, e->fake.in_flight_peak);
     assert_true(ok > STRESS_N / 2);
+    if (max_in_flight)
+        assert_true(e->fake.in_flight_peak >= 1 && e->fake.in_flight_peak <= 2);
     free(rc);
     tenv_free(e);
+}
+
+static void test_stress_many_submitters(void **state) {
+    (void)state;
+    stress(0);
+}
+
+/* The same with the pipelined executor (two batches in flight). */
+static void test_stress_many_submitters_pipelined(void **state) {
+    (void)state;
+    stress(2);
 }
 
 int main(void) {
@@ -355,6 +443,8 @@ int main(void) {
         cmocka_unit_test(test_expiry_by_timer_thread),
         cmocka_unit_test(test_submit_from_completion),
         cmocka_unit_test(test_stress_many_submitters),
+        cmocka_unit_test(test_pipelined_shutdown_with_two_in_flight),
+        cmocka_unit_test(test_stress_many_submitters_pipelined),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
