@@ -44,18 +44,34 @@ static void usage(FILE *out) {
             "      --reply-topic T    where the reply should go (default <topic>.replies)\n"
             "      --reply-via field|header  name it in the reply_to field (default) or the\n"
             "                         kinfer-reply-to header\n"
-            "      --deadline-ms MS   deadline, MS milliseconds from now\n"
+            "      --deadline-ms MS   deadline, MS milliseconds from now (or 5s)\n"
             "      --priority N       priority (default 0)\n"
             "      --param K=V        request parameter (repeatable)\n"
             "      --header K=V       Kafka header on the request (repeatable)\n"
             "      --framing bare|single-object  request framing (default bare)\n"
             "  -X  K=V                librdkafka property for both clients (repeatable)\n"
-            "      --timeout MS       how long to wait for the reply (default 10000)\n"
+            "      --timeout MS       how long to wait for the reply, ms or with a unit (10s,\n"
+            "                         500ms; default 10000)\n"
             "      --json             print the reply as JSON\n"
             "  -h, --help             this text\n"
             "\n"
             "Exit status: 0 reply OK, 1 reply with an error status, 2 usage error,\n"
             "3 no reply in time or a Kafka error.\n");
+}
+
+/* "1500", "1500ms" or "1.5s" -> milliseconds. Negative only when allowed
+ * (a deadline already past, for testing). */
+static int parse_ms(const char *s, int allow_negative, long long *out) {
+    char *end;
+    double v = strtod(s, &end);
+    if (end == s || (!allow_negative && v < 0))
+        return -1;
+    if (!strcmp(end, "s"))
+        v *= 1000;
+    else if (*end && strcmp(end, "ms"))
+        return -1;
+    *out = (long long)v;
+    return 0;
 }
 
 static int split_kv(const char *s, char **k, char **v) {
@@ -294,13 +310,25 @@ static int parse_args(int argc, char **argv, send_args *a) {
             a->input_name = optarg;
             break;
         case 'D':
-            a->deadline_ms = atoll(optarg);
+            if (parse_ms(optarg, 1, &a->deadline_ms)) {
+                fprintf(stderr,
+                        "kinfer send: --deadline-ms wants milliseconds (or 5s, 300ms), "
+                        "got '%s'\n",
+                        optarg);
+                return 2;
+            }
             break;
         case 'p':
             a->priority = atoi(optarg);
             break;
         case 'T':
-            a->timeout_ms = atoll(optarg);
+            if (parse_ms(optarg, 0, &a->timeout_ms) || a->timeout_ms <= 0) {
+                fprintf(stderr,
+                        "kinfer send: --timeout wants positive milliseconds (or 10s, "
+                        "500ms), got '%s'\n",
+                        optarg);
+                return 2;
+            }
             break;
         case 'f':
             a->framing = optarg;
