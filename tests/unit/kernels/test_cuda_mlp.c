@@ -3,8 +3,9 @@
  * against the CPU replica of the same model and a double reference: odd
  * widths, every activation and output activation, several items per batch
  * of uneven row counts, a bad item among good ones, repeated batches on one
- * replica (staging buffers reused), NaN/Inf passed through, FP16/BF16, and
- * the device errors. Skips loudly (exit 77) without a GPU.
+ * replica (staging buffers reused), NaN/Inf passed through, FP16/BF16,
+ * two batches in flight (kinfer_replica_submit/collect), and the device
+ * errors. Skips loudly (exit 77) without a GPU.
  *
  * Tolerances, with scale = max(|ref|, sum of |terms| of the last layer's
  * dot product) from the double reference:
@@ -326,6 +327,88 @@ static void test_nan_inf_pass_through(void **state) {
     }
 }
 
+/* Double buffering through the seam: two batches submitted before either
+ * is collected, collected in order with the submitted arrays handed back,
+ * each equal to the CPU replica within the case's tolerance; a third
+ * submit while two are in flight is refused and a failed submit leaves the
+ * one in flight collectable; a collected batch's outputs stay intact while
+ * the next batch is submitted and has run (its results go to another
+ * buffer). Sizes include a batch split in two parts (>= 256 rows). */
+static void test_submit_submit_collect_collect(void **state) {
+    (void)state;
+    const mlp_case *runs[] = {&cases[1], &cases[2], &cases[7]};
+    for (size_t k = 0; k < sizeof(runs) / sizeof(runs[0]); k++) {
+        const mlp_case *c = runs[k];
+        uint32_t out = c->dims[c->nlayers];
+        fixture f;
+        fixture_open(&f, c, 40 + k, KINFER_NAN_PASS);
+        assert_int_equal(kinfer_replica_max_in_flight(f.cuda), 2);
+        assert_int_equal(kinfer_replica_max_in_flight(f.cpu), 1);
+        tu_rng rng = {900 + k};
+        batch *b = calloc(3, sizeof(*b));
+        float *cpu[3], *ref_y[3];
+        double *ref[3], *mag[3];
+        uint32_t sizes[3] = {c->max_rows, c->max_rows > 2 ? c->max_rows / 2 + 1 : 1, 1};
+        kinfer_error err;
+        for (int i = 0; i < 3; i++) {
+            batch_make(&b[i], c, &rng, sizes[i]);
+            assert_int_equal(kinfer_replica_execute(f.cpu, b[i].items, b[i].nitems, &err),
+                             KINFER_OK);
+            cpu[i] = collect(&b[i], out);
+            ref[i] = malloc(b[i].rows * out * sizeof(double) + 1);
+            mag[i] = malloc(b[i].rows * out * sizeof(double) + 1);
+            tu_reference(&f.ref, b[i].x, b[i].rows, c->act, c->out_act, ref[i], mag[i]);
+            ref_y[i] = NULL;
+        }
+        kinfer_batch_item *got = NULL;
+        assert_int_equal(kinfer_replica_submit(f.cuda, b[0].items, b[0].nitems, &err), KINFER_OK);
+        assert_int_equal(kinfer_replica_submit(f.cuda, b[1].items, b[1].nitems, &err), KINFER_OK);
+        assert_int_equal(kinfer_replica_in_flight(f.cuda), 2);
+        assert_int_equal(kinfer_replica_submit(f.cuda, b[2].items, b[2].nitems, &err),
+                         KINFER_ERR_INVALID_ARG);
+        assert_non_null(strstr(err.msg, "already in flight"));
+        assert_int_equal(kinfer_replica_collect(f.cuda, &got, &err), KINFER_OK);
+        assert_ptr_equal(got, b[0].items);
+        ref_y[0] = collect(&b[0], out);
+        /* b[2] goes in while b[1] runs; after both have run on the device
+         * b[0]'s outputs must still hold what was collected. */
+        assert_int_equal(kinfer_replica_submit(f.cuda, b[2].items, b[2].nitems, &err), KINFER_OK);
+#ifdef KINFER_HAVE_CUDA
+        assert_int_equal(cudaDeviceSynchronize(), cudaSuccess);
+#endif
+        float *again = collect(&b[0], out);
+        assert_memory_equal(again, ref_y[0], b[0].rows * out * sizeof(float));
+        free(again);
+        assert_int_equal(kinfer_replica_collect(f.cuda, &got, &err), KINFER_OK);
+        assert_ptr_equal(got, b[1].items);
+        ref_y[1] = collect(&b[1], out);
+        /* a submit that fails (too many rows) leaves b[2] collectable */
+        batch big;
+        batch_make(&big, c, &rng, c->max_rows);
+        big.items[0].cost.rows += 1;
+        assert_int_equal(kinfer_replica_submit(f.cuda, big.items, big.nitems, &err),
+                         KINFER_ERR_INVALID_ARG);
+        assert_int_equal(kinfer_replica_in_flight(f.cuda), 1);
+        free(big.x);
+        assert_int_equal(kinfer_replica_collect(f.cuda, &got, &err), KINFER_OK);
+        assert_ptr_equal(got, b[2].items);
+        ref_y[2] = collect(&b[2], out);
+        assert_int_equal(kinfer_replica_collect(f.cuda, &got, &err), KINFER_ERR_INVALID_ARG);
+        for (int i = 0; i < 3; i++) {
+            if (!compare(ref_y[i], cpu[i], ref[i], mag[i], b[i].rows * out, c->precision))
+                fail_msg("pipelined batch %d of %zu rows, case %zu (%s)", i, b[i].rows, k,
+                         c->precision);
+            free(ref_y[i]);
+            free(cpu[i]);
+            free(ref[i]);
+            free(mag[i]);
+            free(b[i].x);
+        }
+        free(b);
+        fixture_close(&f);
+    }
+}
+
 /* A CUDA ordinal past the last device fails with DEVICE, naming it. */
 static void test_missing_device_is_an_error(void **state) {
     (void)state;
@@ -350,6 +433,7 @@ int main(void) {
         cmocka_unit_test(test_random_mlps),
         cmocka_unit_test(test_bad_item_isolated),
         cmocka_unit_test(test_nan_inf_pass_through),
+        cmocka_unit_test(test_submit_submit_collect_collect),
         cmocka_unit_test(test_missing_device_is_an_error),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
