@@ -8,7 +8,9 @@
  * replicas_per_device > 1 overlap on a GPU (one stream each) and keeps one
  * model's long batch from stalling another model on the same device. On
  * the CPU one replica per device is the sane setting; its BLAS threads use
- * the cores. */
+ * the cores. A replica that allows two batches in flight (CUDA) is double
+ * buffered: its executor submits the next due batch before collecting the
+ * current one, so packing and upload overlap the device's compute. */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -141,27 +143,33 @@ static void flight_complete(kinfer_engine *engine, sched_replica *rep, int64_t *
     pthread_mutex_unlock(&engine->mu);
 }
 
-/* No lock; rep has `cur` (its newest batch) in flight and room for one
- * more. Forms the model's next batch onto rep when it is due and submits
- * it, before cur is collected: the caller packs batch N+1 while the device
- * computes batch N. Returns whether it submitted one. */
-static bool pipeline_next(kinfer_engine *engine, sched_replica *rep, const sched_flight *cur) {
+/* No lock; rep has `cur` (its only batch) in flight and room for one more;
+ * prev_end is when the batch before cur finished. Forms the model's next
+ * batch onto rep when it is due and submits it before cur is collected:
+ * the host packs batch N+1 while the device computes batch N. Returns
+ * whether it submitted one. */
+static bool pipeline_next(kinfer_engine *engine, sched_replica *rep, const sched_flight *cur,
+                          int64_t prev_end) {
     sched_req *expired = NULL;
     sched_flight *next = NULL;
     pthread_mutex_lock(&engine->mu);
     int64_t now = engine_now(engine);
-    int64_t wait = sched_latency_estimate(&rep->model->latency, cur->rows) - (now - cur->start);
+    /* cur's expected rest: it ran from its submit or, if it queued behind
+     * the batch before, from that one's end. */
+    int64_t began = prev_end > cur->start ? prev_end : cur->start;
+    int64_t wait = sched_latency_estimate(&rep->model->latency, cur->rows) - (now - began);
     if (sched_replica_take_next(engine, rep, now, wait > 0 ? wait : 0, &expired))
         next = take_assigned_locked(rep, false);
     bool report = rep->model->congested != rep->model->congested_reported;
     pthread_mutex_unlock(&engine->mu);
+    /* Submit first: the callbacks below may take a while. */
+    if (next)
+        flight_submit(engine, rep, next);
     if (expired)
         sched_complete_unrun(engine, expired, KINFER_ERR_DEADLINE_EXCEEDED,
                              "deadline exceeded while queued");
     if (report)
         sched_deliver_congestion(engine);
-    if (next)
-        flight_submit(engine, rep, next);
     return next != NULL;
 }
 
@@ -182,7 +190,7 @@ size_t sched_replica_run(sched_replica *rep) {
          * device to overlap with. */
         cur = &rep->flight[(rep->flight_head + rep->nflight - 1) % rep->max_in_flight];
         if (rep->nflight < rep->max_in_flight && cur->rc == KINFER_OK)
-            pipeline_next(engine, rep, cur);
+            pipeline_next(engine, rep, cur, prev_end);
         flight_complete(engine, rep, &prev_end);
         ran++;
     }
