@@ -5,6 +5,7 @@ Independent of kinfer's C code: requests are written by fastavro from the
 with numpy from the same safetensors file the worker serves.
 """
 
+import atexit
 import io
 import json
 import os
@@ -256,6 +257,18 @@ models = (
     return path
 
 
+_STARTED = []
+
+
+@atexit.register
+def _kill_leftovers():
+    """A test that fails half-way must not leave workers running."""
+    for proc in _STARTED:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 class Worker:
     """A `kinfer worker -c CONFIG` subprocess; its stderr goes to a log file."""
 
@@ -265,6 +278,7 @@ class Worker:
         self.proc = subprocess.Popen([str(kinfer_bin), "worker", "-c", str(config), *args],
                                      stdout=self.log, stderr=subprocess.STDOUT,
                                      stdin=subprocess.DEVNULL)
+        _STARTED.append(self.proc)
 
     def wait_assigned(self, timeout=30.0):
         deadline = time.monotonic() + timeout
