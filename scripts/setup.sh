@@ -21,7 +21,7 @@ apt_packages=(
     librdkafka-dev libavro-dev libconfig-dev libopenblas-dev libjansson-dev
     libcmocka-dev libutf8proc-dev libmicrohttpd-dev
     clang clang-format llvm libclang-rt-14-dev
-    kcat maven iproute2 util-linux procps
+    kcat maven iproute2 util-linux procps ca-certificates
     docker-compose
 )
 # Java: maven pulls one in; an already installed JRE (any vendor) is enough.
