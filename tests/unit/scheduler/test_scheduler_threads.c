@@ -162,6 +162,10 @@ static bool one_completed(void *arg) {
     return sink_total(arg) == 1;
 }
 
+static bool two_completed(void *arg) {
+    return sink_total(arg) == 2;
+}
+
 static bool six_completed(void *arg) {
     return sink_total(arg) == 6;
 }
@@ -190,8 +194,7 @@ static void test_pipelined_shutdown_with_two_in_flight(void **state) {
     pthread_t th;
     pthread_create(&th, NULL, shutdown_thread, &a);
     /* past the drain time the queued one (5) is refused; B and C wait */
-    for (int i = 0; i < 10000 && e->reqs[5].completions == 0; i++)
-        sleep_ms(1);
+    assert_true(wait_for(two_completed, &e->sink));
     pthread_mutex_lock(&e->sink.mu);
     assert_int_equal(e->reqs[5].completions, 1);
     assert_int_equal(e->reqs[5].status, KINFER_ERR_SHUTDOWN);
