@@ -47,6 +47,17 @@ void kinfer_worker_dlq_send(kinfer_worker_msg *msg, const char *reason) {
                 msg->part->topic, (int)msg->partition, (long long)msg->offset, msg->reply_topic,
                 reason);
     msg->is_dlq = true;
+    if (w->eos) {
+        /* Exactly-once: the dead letter commits with the offsets, too. */
+        if (kinfer_worker_txn_prepare(msg, rkm->key, rkm->key_len, rkm->payload, rkm->len, hdrs) !=
+            KINFER_OK) {
+            rd_kafka_headers_destroy(hdrs);
+            kinfer_worker_msg_abandon(msg, "out of memory", true);
+            return;
+        }
+        kinfer_worker_txn_hold(msg);
+        return;
+    }
     msg->rkm = NULL; /* the delivery report owns msg from the produce on */
     rd_kafka_resp_err_t rerr =
         dlq_produce(w, msg, rkm->key, rkm->key_len, rkm->payload, rkm->len, hdrs);

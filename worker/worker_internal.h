@@ -54,6 +54,13 @@ typedef struct kinfer_worker_msg {
     size_t ninputs;
     kinfer_param *params;
     size_t nparams;
+    /* Exactly-once: the produce, prepared and held until its turn in the
+     * partition's release order (worker_txn.c). out_* are owned copies. */
+    struct kinfer_worker_msg *held_next;
+    void *out_key, *out_value;
+    size_t out_key_len, out_len;
+    rd_kafka_headers_t *out_hdrs;
+    bool in_txn; /* produced inside a transaction: counted in txn_outstanding */
 } kinfer_worker_msg;
 
 struct kinfer_worker {
@@ -91,6 +98,18 @@ struct kinfer_worker {
     int64_t assigned_count;          /* poll thread */
 
     int64_t last_commit_us; /* poll thread */
+
+    /* Exactly-once (worker_txn.c). Produces into the open transaction hold
+     * txn_lock shared; commit/abort and every partition reset hold it
+     * exclusively, so no reply slips between "offsets computed" and
+     * "transaction committed". */
+    bool eos;
+    bool txn_lock_init;
+    pthread_rwlock_t txn_lock;
+    atomic_int txn_abort;             /* a produce failed: abort + rewind at the next commit */
+    _Atomic int64_t txn_produced;     /* produces since the transaction began */
+    _Atomic int64_t txn_outstanding;  /* produced, delivery report not yet handled */
+    uint64_t txn_commits, txn_aborts; /* poll thread */
     bool subscribed;
     atomic_int fatal; /* a fatal Kafka error was reported */
 };
@@ -145,6 +164,26 @@ void kinfer_worker_on_congestion(void *ctx, const char *model, bool congested);
 void kinfer_worker_backpressure_apply(kinfer_worker *w);
 /* A newly assigned partition: paused at once when the worker is saturated. */
 void kinfer_worker_backpressure_assigned(kinfer_worker *w, kinfer_worker_part *part);
+
+/* worker_txn.c: exactly-once mode. */
+kinfer_err kinfer_worker_txn_init(kinfer_worker *w, kinfer_error *err);
+/* Copies key and value into msg->out_* and takes hdrs (not on failure). */
+kinfer_err kinfer_worker_txn_prepare(kinfer_worker_msg *msg, const void *key, size_t key_len,
+                                     const void *value, size_t len, rd_kafka_headers_t *hdrs);
+/* Hands a prepared produce (msg->out_*) over: in release order, inside the
+ * open transaction; stale generations are dropped. Any thread. */
+void kinfer_worker_txn_hold(kinfer_worker_msg *msg);
+/* Flushes, sends the partition watermarks with the consumer's group
+ * metadata and commits the transaction, then begins the next one. On an
+ * abortable error (or a failed produce since the last commit) aborts and
+ * rewinds every assigned partition to its committed offset; on a fatal
+ * one (fenced) sets w->fatal. Poll thread. */
+kinfer_err kinfer_worker_txn_commit(kinfer_worker *w, bool force_abort);
+/* Forgets a partition's tracked offsets and drops its held replies (takes
+ * txn_lock exclusively). Poll thread. */
+void kinfer_worker_txn_part_reset(kinfer_worker *w, kinfer_worker_part *part);
+/* Frees the prepared produce of a msg that never reached the producer. */
+void kinfer_worker_txn_out_free(kinfer_worker_msg *msg);
 
 /* worker_http.c (libmicrohttpd; a no-op without it). */
 kinfer_err kinfer_worker_http_start(kinfer_worker *w, kinfer_error *err);

@@ -1,7 +1,8 @@
 /* worker_kafka.c — the worker's two librdkafka clients configured from
  * kinfer_config: a group consumer (manual commits of watermarks, no auto
  * offset store) and an idempotent acks=all producer for replies and dead
- * letters, plus librdkafka's log and error callbacks mapped onto kinfer_log.
+ * letters (transactional in exactly-once mode, with a read_committed
+ * consumer), plus librdkafka's log and error callbacks mapped onto kinfer_log.
  * Not the poll loop or the rebalance logic. */
 #include <stdio.h>
 #include <string.h>
@@ -96,6 +97,9 @@ static kinfer_err consumer_new(kinfer_worker *w, kinfer_error *err) {
         rc = conf_set(conf, "enable.auto.commit", "false", "consumer", err);
     if (rc == KINFER_OK)
         rc = conf_set(conf, "enable.auto.offset.store", "false", "consumer", err);
+    /* Exactly-once: aborted replies and requests must stay invisible. */
+    if (rc == KINFER_OK && w->eos)
+        rc = conf_set(conf, "isolation.level", "read_committed", "consumer", err);
     if (rc == KINFER_OK && cfg->kafka.group_instance_id)
         rc = conf_set(conf, "group.instance.id", cfg->kafka.group_instance_id, "consumer", err);
     if (rc != KINFER_OK) {
@@ -126,6 +130,16 @@ static kinfer_err producer_new(kinfer_worker *w, kinfer_error *err) {
         rc = conf_set(conf, "enable.idempotence", "true", "producer", err);
     if (rc == KINFER_OK)
         rc = conf_set(conf, "acks", "all", "producer", err);
+    if (rc == KINFER_OK && w->eos) {
+        /* One transactional id per worker: a restarted worker with the same
+         * worker.id fences its predecessor (zombie) at init_transactions. */
+        char txn_id[512];
+        snprintf(txn_id, sizeof txn_id, "%s-%s",
+                 cfg->kafka.transactional_id_prefix ? cfg->kafka.transactional_id_prefix
+                                                    : cfg->kafka.group,
+                 w->worker_id);
+        rc = conf_set(conf, "transactional.id", txn_id, "producer", err);
+    }
     if (rc != KINFER_OK) {
         rd_kafka_conf_destroy(conf);
         return rc;

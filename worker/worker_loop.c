@@ -43,15 +43,21 @@ static uint32_t auto_max_in_flight(const kinfer_config *cfg) {
 
 kinfer_err kinfer_worker_new(const kinfer_config *cfg, const kinfer_worker_options *opts,
                              kinfer_worker **out, kinfer_error *err) {
-    if (cfg->delivery == KINFER_CONFIG_DELIVERY_EXACTLY_ONCE)
-        return kinfer_error_set(err, KINFER_ERR_UNSUPPORTED,
-                                "%s: delivery = \"exactly-once\" is not implemented yet; use "
-                                "\"at-least-once\"",
-                                cfg->path ? cfg->path : "config");
     kinfer_worker *w = calloc(1, sizeof *w);
     if (!w)
         return kinfer_error_set(err, KINFER_ERR_NOMEM, "worker: out of memory");
     w->cfg = cfg;
+    w->eos = cfg->delivery == KINFER_CONFIG_DELIVERY_EXACTLY_ONCE;
+    {
+        /* Writer-preferring: a commit must not starve behind a steady
+         * stream of engine threads producing replies. */
+        pthread_rwlockattr_t attr;
+        pthread_rwlockattr_init(&attr);
+        pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+        pthread_rwlock_init(&w->txn_lock, &attr);
+        pthread_rwlockattr_destroy(&attr);
+        w->txn_lock_init = true;
+    }
     if (opts)
         w->opts = *opts;
     w->worker_id = cfg->worker.id ? cfg->worker.id : "kinfer";
@@ -162,12 +168,21 @@ static void drain_and_commit(kinfer_worker *w) {
 }
 
 kinfer_err kinfer_worker_run(kinfer_worker *w, kinfer_error *err) {
-    kinfer_err rc = subscribe(w, err);
+    kinfer_err rc = KINFER_OK;
+    if (w->eos && w->opts.embedded)
+        return kinfer_error_set(err, KINFER_ERR_UNSUPPORTED,
+                                "delivery = \"exactly-once\" needs a real broker (the embedded "
+                                "cluster does not implement transactions)");
+    if (w->eos)
+        rc = kinfer_worker_txn_init(w, err);
+    if (rc == KINFER_OK)
+        rc = subscribe(w, err);
     if (rc != KINFER_OK)
         return rc;
     kinfer_worker_metrics_set_ready(w->metrics, 1);
-    KINFER_LOGI("worker.start", "worker=%s group=%s models=%zu max_in_flight=%u", w->worker_id,
-                w->cfg->kafka.group, w->cfg->nmodels, w->max_in_flight);
+    KINFER_LOGI("worker.start", "worker=%s group=%s models=%zu max_in_flight=%u delivery=%s",
+                w->worker_id, w->cfg->kafka.group, w->cfg->nmodels, w->max_in_flight,
+                kinfer_config_delivery_name(w->cfg->delivery));
     const volatile sig_atomic_t *stop = w->opts.stop_flag;
     int64_t interval_us = w->cfg->kafka.commit_interval_ms * 1000;
     w->last_commit_us = kinfer_mono_us();
@@ -189,7 +204,10 @@ kinfer_err kinfer_worker_run(kinfer_worker *w, kinfer_error *err) {
         }
         kinfer_worker_backpressure_apply(w);
         int64_t now = kinfer_mono_us();
-        if (now - w->last_commit_us >= interval_us) {
+        /* Exactly-once also commits by count, so one transaction stays
+         * small when replies are many and the interval long. */
+        if (now - w->last_commit_us >= interval_us ||
+            (w->eos && atomic_load(&w->txn_produced) >= 10000)) {
             kinfer_worker_commit(w, false);
             w->last_commit_us = now;
         }
@@ -233,6 +251,8 @@ void kinfer_worker_destroy(kinfer_worker *w) {
         if (w->warm_topics[i])
             rd_kafka_topic_destroy(w->warm_topics[i]);
     free(w->warm_topics);
+    if (w->txn_lock_init)
+        pthread_rwlock_destroy(&w->txn_lock);
     if (w->producer)
         rd_kafka_destroy(w->producer);
     if (w->decoder)

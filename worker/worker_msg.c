@@ -76,6 +76,7 @@ void kinfer_worker_msg_free(kinfer_worker_msg *msg) {
     kinfer_worker *w = msg->w;
     if (msg->rkm)
         rd_kafka_message_destroy(msg->rkm);
+    kinfer_worker_txn_out_free(msg);
     atomic_fetch_sub_explicit(&w->in_flight, 1, memory_order_relaxed);
     atomic_fetch_sub_explicit(&w->in_flight_bytes, (int64_t)msg->bytes, memory_order_relaxed);
     free(msg);
@@ -84,6 +85,10 @@ void kinfer_worker_msg_free(kinfer_worker_msg *msg) {
 void kinfer_worker_msg_abandon(kinfer_worker_msg *msg, const char *why, bool delivery_failure) {
     kinfer_worker *w = msg->w;
     kinfer_worker_offset_failed(&msg->ref);
+    if (delivery_failure && w->eos)
+        /* The transaction cannot commit past this offset, and replies
+         * after it are held: abort and redo from the committed offsets. */
+        atomic_store(&w->txn_abort, 1);
     if (delivery_failure) {
         /* Loud on purpose: the request will be answered again after a
          * restart or rebalance, and until then its partition's commit point

@@ -137,6 +137,7 @@ void kinfer_worker_parts_destroy(kinfer_worker_parts *parts) {
             continue;
         kinfer_worker_watermark_free(&part->wm);
         pthread_mutex_destroy(&part->lock);
+        pthread_mutex_destroy(&part->release_lock);
         free(part->topic);
         free(part);
     }
@@ -197,6 +198,7 @@ kinfer_worker_part *kinfer_worker_parts_get(kinfer_worker_parts *parts, const ch
     part->partition = partition;
     part->last_committed = -1;
     pthread_mutex_init(&part->lock, NULL);
+    pthread_mutex_init(&part->release_lock, NULL);
     kinfer_worker_watermark_init(&part->wm);
     parts->items[parts_slot(parts->items, parts->cap, topic, partition)] = part;
     parts->n++;

@@ -90,6 +90,14 @@ typedef struct kinfer_worker_part {
     bool assigned;
     bool paused;
     uint64_t model_mask; /* models recently seen on this partition */
+    /* Exactly-once release order (worker_txn.c), guarded by release_lock:
+     * finished replies wait in `held` (sorted by seq) until every earlier
+     * offset of this generation has been produced, so that a transaction
+     * never holds a reply for an offset at or above the offsets it commits. */
+    pthread_mutex_t release_lock;
+    void *held;           /* kinfer_worker_msg list, ascending seq */
+    uint64_t release_gen; /* generation the release order belongs to */
+    uint64_t release_seq; /* seq of the next reply to produce */
 } kinfer_worker_part;
 
 /* What a consumed message keeps so that its completion finds its entry. */

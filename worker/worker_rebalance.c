@@ -43,6 +43,10 @@ static void commit_list(kinfer_worker *w, rd_kafka_topic_partition_list_t *list,
 }
 
 void kinfer_worker_commit(kinfer_worker *w, bool sync) {
+    if (w->eos) {
+        kinfer_worker_txn_commit(w, false);
+        return;
+    }
     commit_walk cw = {rd_kafka_topic_partition_list_new(16), sync};
     kinfer_worker_parts_foreach(w->parts, commit_visit, &cw);
     commit_list(w, cw.list, sync);
@@ -102,7 +106,10 @@ static void on_assign(kinfer_worker *w, rd_kafka_topic_partition_list_t *list, b
             atomic_store(&w->fatal, 1);
             continue;
         }
-        kinfer_worker_part_reset(part);
+        if (w->eos)
+            kinfer_worker_txn_part_reset(w, part);
+        else
+            kinfer_worker_part_reset(part);
         if (!part->assigned)
             w->assigned_count++;
         part->assigned = true;
@@ -128,7 +135,12 @@ static void on_assign(kinfer_worker *w, rd_kafka_topic_partition_list_t *list, b
 
 static void on_revoke(kinfer_worker *w, rd_kafka_topic_partition_list_t *list, bool cooperative) {
     bool lost = rd_kafka_assignment_lost(w->consumer);
-    if (!lost) {
+    if (!lost && w->eos) {
+        /* The replies of the revoked partitions and their watermarks
+         * commit in one transaction before the partitions go. */
+        revoke_drain(w, list);
+        kinfer_worker_txn_commit(w, false);
+    } else if (!lost) {
         revoke_drain(w, list);
         /* Commit exactly the revoked partitions, synchronously, before
          * letting them go. */
@@ -165,13 +177,21 @@ static void on_revoke(kinfer_worker *w, rd_kafka_topic_partition_list_t *list, b
         if (!part)
             continue;
         /* Late completions of this generation are now stale: their replies
-         * still go out, but they no longer move any commit point. */
-        kinfer_worker_part_reset(part);
+         * still go out (at-least-once; exactly-once drops them), but they no
+         * longer move any commit point. */
+        if (w->eos)
+            kinfer_worker_txn_part_reset(w, part);
+        else
+            kinfer_worker_part_reset(part);
         if (part->assigned)
             w->assigned_count--;
         part->assigned = false;
         part->paused = false;
     }
+    if (lost && w->eos)
+        /* Lost: commit nothing. The open transaction may hold replies of the
+         * lost partitions; abort it and rewind whatever is still ours. */
+        kinfer_worker_txn_commit(w, true);
     rd_kafka_error_t *e = NULL;
     if (cooperative)
         e = rd_kafka_incremental_unassign(w->consumer, list);

@@ -140,6 +140,19 @@ void kinfer_worker_reply_send(kinfer_worker_msg *msg, kinfer_codec_response *res
         return;
     }
     kinfer_str key = kinfer_worker_reply_key(rkm->key, rkm->key_len, resp->id);
+    if (w->eos) {
+        /* Exactly-once: the reply waits for its turn in the transaction. */
+        msg->is_dlq = false;
+        if (kinfer_worker_txn_prepare(msg, key.ptr, key.len, buf, len, hdrs) != KINFER_OK) {
+            encoder_put(&w->encoders, enc);
+            rd_kafka_headers_destroy(hdrs);
+            kinfer_worker_msg_abandon(msg, "out of memory", true);
+            return;
+        }
+        encoder_put(&w->encoders, enc);
+        kinfer_worker_txn_hold(msg);
+        return;
+    }
     /* From here the delivery report owns msg and may free it at any moment
      * on the producer thread: take rkm out first, destroy it ourselves. */
     msg->rkm = NULL;
@@ -230,11 +243,22 @@ void kinfer_worker_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, vo
     if (!msg)
         return;
     kinfer_worker *w = msg->w;
+    bool in_txn = msg->in_txn;
+    if (rkm->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE ||
+        rkm->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+        /* Purged by a transaction abort: that abort already rewinds. */
+        kinfer_worker_msg_abandon(msg, rd_kafka_err2str(rkm->err), false);
+        if (in_txn)
+            atomic_fetch_sub(&w->txn_outstanding, 1);
+        return;
+    }
     if (rkm->err) {
         char why[256];
         snprintf(why, sizeof why, "%s %s: %s", msg->is_dlq ? "dead letter to" : "reply to",
                  rd_kafka_topic_name(rkm->rkt), rd_kafka_err2str(rkm->err));
         kinfer_worker_msg_abandon(msg, why, true);
+        if (in_txn)
+            atomic_fetch_sub(&w->txn_outstanding, 1);
         return;
     }
     kinfer_worker_offset_done(&msg->ref);
@@ -244,4 +268,6 @@ void kinfer_worker_on_delivery(rd_kafka_t *rk, const rd_kafka_message_t *rkm, vo
         kinfer_worker_metrics_reply(w->metrics, msg->model_idx, msg->wire_status);
     kinfer_worker_metrics_e2e(w->metrics, kinfer_mono_us() - msg->consumed_us);
     kinfer_worker_msg_free(msg);
+    if (in_txn) /* last: the committer reads watermarks once this is 0 */
+        atomic_fetch_sub(&w->txn_outstanding, 1);
 }

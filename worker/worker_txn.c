@@ -1,0 +1,372 @@
+/* worker_txn.c — exactly-once delivery (delivery = "exactly-once"): one
+ * transactional producer per worker (transactional.id
+ * "<kafka.transactional_id_prefix>-<worker.id>"), consume-transform-produce.
+ *
+ * Replies and dead letters are produced inside the open transaction in
+ * each partition's consumption order: a finished reply whose predecessors
+ * are still computing is held, so that when the commit flushes, every
+ * reply in the transaction is for an offset below the partition watermark
+ * that the transaction commits (never one at or above it, which a crash
+ * would otherwise answer twice). Commit: flush, send_offsets_to_transaction
+ * with the watermarks and the consumer's group metadata, commit. Abort:
+ * abort the transaction, forget tracked offsets (in-flight results of that
+ * generation are then dropped) and seek every assigned partition back to
+ * its committed offset. Fatal (fenced by a newer worker with the same id):
+ * the worker stops with an error. Not the at-least-once commit
+ * (worker_rebalance.c). */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "kinfer/kinfer_clock.h"
+#include "kinfer/kinfer_log.h"
+#include "worker_internal.h"
+
+/* Transactional calls get this long per try; librdkafka caps them at the
+ * remaining transaction.timeout.ms anyway. */
+#define TXN_CALL_TIMEOUT_MS 30000
+#define TXN_TRIES 5
+
+static kinfer_err txn_error(kinfer_worker *w, const char *what, rd_kafka_error_t *e,
+                            kinfer_error *err) {
+    kinfer_err rc =
+        kinfer_error_set(err, KINFER_ERR_KAFKA, "%s: %s", what, rd_kafka_error_string(e));
+    if (rd_kafka_error_is_fatal(e))
+        atomic_store(&w->fatal, 1);
+    rd_kafka_error_destroy(e);
+    return rc;
+}
+
+kinfer_err kinfer_worker_txn_init(kinfer_worker *w, kinfer_error *err) {
+    for (int attempt = 0;; attempt++) {
+        rd_kafka_error_t *e = rd_kafka_init_transactions(w->producer, TXN_CALL_TIMEOUT_MS);
+        if (!e)
+            break;
+        if (rd_kafka_error_is_retriable(e) && attempt < TXN_TRIES) {
+            KINFER_LOGW("txn.init_retry", "error=\"%s\"", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+            continue;
+        }
+        return txn_error(w, "init_transactions", e, err);
+    }
+    rd_kafka_error_t *e = rd_kafka_begin_transaction(w->producer);
+    if (e)
+        return txn_error(w, "begin_transaction", e, err);
+    KINFER_LOGI("txn.ready", "worker=%s", w->worker_id);
+    return KINFER_OK;
+}
+
+void kinfer_worker_txn_out_free(kinfer_worker_msg *msg) {
+    free(msg->out_key);
+    free(msg->out_value);
+    if (msg->out_hdrs)
+        rd_kafka_headers_destroy(msg->out_hdrs);
+    msg->out_key = msg->out_value = NULL;
+    msg->out_hdrs = NULL;
+}
+
+/* Produces one held msg into the open transaction. Caller holds txn_lock
+ * (shared) and the partition's release_lock; the delivery report owns msg
+ * from a successful produce on. */
+static void produce_held(kinfer_worker *w, kinfer_worker_msg *msg) {
+    rd_kafka_headers_t *hdrs = msg->out_hdrs;
+    void *key = msg->out_key, *value = msg->out_value;
+    size_t key_len = msg->out_key_len, len = msg->out_len;
+    msg->out_hdrs = NULL;
+    msg->out_key = msg->out_value = NULL;
+    msg->in_txn = true;
+    atomic_fetch_add(&w->txn_outstanding, 1);
+    atomic_fetch_add(&w->txn_produced, 1);
+    rd_kafka_resp_err_t rerr;
+    for (;;) {
+        rerr = rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC(msg->reply_topic),
+                                 RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(value, len),
+                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
+                                 RD_KAFKA_V_OPAQUE(msg), RD_KAFKA_V_END);
+        if (rerr != RD_KAFKA_RESP_ERR__QUEUE_FULL)
+            break;
+        usleep(1000); /* the producer thread drains the queue meanwhile */
+    }
+    if (rerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && msg->is_dlq) {
+        /* A dead letter larger than the producer may send: keep its key
+         * and headers (the reason), drop the value. */
+        rerr = rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC(msg->reply_topic),
+                                 RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(NULL, 0),
+                                 RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(msg), RD_KAFKA_V_END);
+    }
+    free(key);
+    free(value);
+    if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        rd_kafka_headers_destroy(hdrs);
+        msg->in_txn = false;
+        atomic_fetch_sub(&w->txn_outstanding, 1);
+        kinfer_worker_msg_abandon(msg, rd_kafka_err2str(rerr), true); /* sets txn_abort */
+    }
+}
+
+void kinfer_worker_txn_hold(kinfer_worker_msg *msg) {
+    kinfer_worker *w = msg->w;
+    kinfer_worker_part *part = msg->ref.part;
+    pthread_rwlock_rdlock(&w->txn_lock);
+    if (!part) {
+        /* An offset seen twice in one generation: the first copy owns the
+         * reply; a second one in the transaction would be a duplicate. */
+        pthread_rwlock_unlock(&w->txn_lock);
+        kinfer_worker_txn_out_free(msg);
+        kinfer_worker_msg_abandon(msg, "duplicate offset", false);
+        return;
+    }
+    pthread_mutex_lock(&part->release_lock);
+    if (msg->ref.generation != part->release_gen) {
+        /* From before an abort or revoke: the partition was rewound (or
+         * handed over), so this result must not reach any transaction. */
+        pthread_mutex_unlock(&part->release_lock);
+        pthread_rwlock_unlock(&w->txn_lock);
+        kinfer_worker_txn_out_free(msg);
+        kinfer_worker_msg_abandon(msg, "stale generation (aborted or revoked)", false);
+        return;
+    }
+    kinfer_worker_msg **pp = (kinfer_worker_msg **)&part->held;
+    while (*pp && (*pp)->ref.seq < msg->ref.seq)
+        pp = &(*pp)->held_next;
+    msg->held_next = *pp;
+    *pp = msg;
+    kinfer_worker_msg *head;
+    while ((head = part->held) && head->ref.seq == part->release_seq) {
+        part->held = head->held_next;
+        head->held_next = NULL;
+        part->release_seq++;
+        produce_held(w, head);
+    }
+    pthread_mutex_unlock(&part->release_lock);
+    pthread_rwlock_unlock(&w->txn_lock);
+}
+
+/* Caller holds txn_lock exclusively. */
+static void part_reset_locked(kinfer_worker_part *part) {
+    kinfer_worker_part_reset(part);
+    pthread_mutex_lock(&part->release_lock);
+    kinfer_worker_msg *m = part->held;
+    part->held = NULL;
+    pthread_mutex_lock(&part->lock);
+    part->release_gen = part->generation;
+    pthread_mutex_unlock(&part->lock);
+    part->release_seq = 0;
+    pthread_mutex_unlock(&part->release_lock);
+    while (m) {
+        kinfer_worker_msg *next = m->held_next;
+        kinfer_worker_txn_out_free(m);
+        kinfer_worker_msg_abandon(m, "dropped: partition reset", false);
+        m = next;
+    }
+}
+
+void kinfer_worker_txn_part_reset(kinfer_worker *w, kinfer_worker_part *part) {
+    pthread_rwlock_wrlock(&w->txn_lock);
+    part_reset_locked(part);
+    pthread_rwlock_unlock(&w->txn_lock);
+}
+
+typedef struct txn_walk {
+    rd_kafka_topic_partition_list_t *list;
+    bool all; /* every assigned partition, else those whose watermark moved */
+} txn_walk;
+
+static void offsets_visit(kinfer_worker_part *part, void *ctx) {
+    txn_walk *tw = ctx;
+    if (!part->assigned)
+        return;
+    if (tw->all) {
+        rd_kafka_topic_partition_list_add(tw->list, part->topic, part->partition);
+        return;
+    }
+    int64_t off = kinfer_worker_part_commit_offset(part);
+    if (off >= 0 && off != part->last_committed)
+        rd_kafka_topic_partition_list_add(tw->list, part->topic, part->partition)->offset = off;
+}
+
+/* After an abort: every assigned partition starts a new generation (so the
+ * aborted generation's in-flight results are dropped) and is sought back to
+ * its committed offset. Caller holds txn_lock exclusively. */
+static void rewind_locked(kinfer_worker *w) {
+    txn_walk tw = {rd_kafka_topic_partition_list_new(16), true};
+    kinfer_worker_parts_foreach(w->parts, offsets_visit, &tw);
+    for (int i = 0; i < tw.list->cnt; i++) {
+        kinfer_worker_part *part = kinfer_worker_parts_find(w->parts, tw.list->elems[i].topic,
+                                                            tw.list->elems[i].partition);
+        if (part)
+            part_reset_locked(part);
+    }
+    if (!tw.list->cnt) {
+        rd_kafka_topic_partition_list_destroy(tw.list);
+        return;
+    }
+    rd_kafka_resp_err_t rerr = rd_kafka_committed(w->consumer, tw.list, TXN_CALL_TIMEOUT_MS);
+    rd_kafka_error_t *e = NULL;
+    if (!rerr) {
+        for (int i = 0; i < tw.list->cnt; i++)
+            if (tw.list->elems[i].offset < 0) /* nothing committed yet */
+                tw.list->elems[i].offset = RD_KAFKA_OFFSET_BEGINNING;
+        e = rd_kafka_seek_partitions(w->consumer, tw.list, TXN_CALL_TIMEOUT_MS);
+    }
+    for (int i = 0; !rerr && !e && i < tw.list->cnt; i++)
+        rerr = tw.list->elems[i].err;
+    if (rerr || e) {
+        /* Cannot tell where to restart: stop (nothing wrong was committed;
+         * the group hands these partitions to someone who can). */
+        KINFER_LOGE("txn.rewind_failed", "error=\"%s\" action=\"stopping\"",
+                    e ? rd_kafka_error_string(e) : rd_kafka_err2str(rerr));
+        atomic_store(&w->fatal, 1);
+    } else {
+        for (int i = 0; i < tw.list->cnt; i++)
+            KINFER_LOGI("txn.rewind", "topic=%s partition=%d offset=%lld", tw.list->elems[i].topic,
+                        (int)tw.list->elems[i].partition, (long long)tw.list->elems[i].offset);
+    }
+    if (e)
+        rd_kafka_error_destroy(e);
+    rd_kafka_topic_partition_list_destroy(tw.list);
+}
+
+/* Waits for every produced message's delivery report: the watermarks are
+ * then final for this transaction. False on timeout. */
+static bool flush_all(kinfer_worker *w) {
+    if (rd_kafka_flush(w->producer, TXN_CALL_TIMEOUT_MS) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        return false;
+    int64_t deadline = kinfer_mono_us() + 5 * 1000000;
+    while (atomic_load(&w->txn_outstanding) > 0) {
+        if (kinfer_mono_us() > deadline)
+            return false;
+        usleep(200);
+    }
+    return true;
+}
+
+/* Commits the open transaction with `offsets`. Returns 0 on success, 1 when
+ * it must be aborted, -1 on a fatal error. */
+static int commit_locked(kinfer_worker *w, rd_kafka_topic_partition_list_t *offsets) {
+    rd_kafka_error_t *e = NULL;
+    if (offsets->cnt) {
+        rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(w->consumer);
+        for (int attempt = 0;; attempt++) {
+            e = rd_kafka_send_offsets_to_transaction(w->producer, offsets, cgmd,
+                                                     TXN_CALL_TIMEOUT_MS);
+            if (!e || !rd_kafka_error_is_retriable(e) || attempt >= TXN_TRIES)
+                break;
+            KINFER_LOGW("txn.send_offsets_retry", "error=\"%s\"", rd_kafka_error_string(e));
+            rd_kafka_error_destroy(e);
+        }
+        rd_kafka_consumer_group_metadata_destroy(cgmd);
+    }
+    for (int attempt = 0; !e; attempt++) {
+        e = rd_kafka_commit_transaction(w->producer, TXN_CALL_TIMEOUT_MS);
+        if (!e || !rd_kafka_error_is_retriable(e) || attempt >= TXN_TRIES)
+            break;
+        KINFER_LOGW("txn.commit_retry", "error=\"%s\"", rd_kafka_error_string(e));
+        rd_kafka_error_destroy(e);
+        e = NULL;
+    }
+    if (!e)
+        return 0;
+    int verdict = rd_kafka_error_is_fatal(e) ? -1 : 1;
+    KINFER_LOGW("txn.commit_failed", "error=\"%s\" fatal=%d requires_abort=%d",
+                rd_kafka_error_string(e), (int)rd_kafka_error_is_fatal(e),
+                (int)rd_kafka_error_txn_requires_abort(e));
+    rd_kafka_error_destroy(e);
+    return verdict;
+}
+
+static bool abort_locked(kinfer_worker *w) {
+    for (int attempt = 0;; attempt++) {
+        rd_kafka_error_t *e = rd_kafka_abort_transaction(w->producer, TXN_CALL_TIMEOUT_MS);
+        if (!e)
+            return true;
+        bool retry = rd_kafka_error_is_retriable(e) && attempt < TXN_TRIES;
+        KINFER_LOGE("txn.abort_failed", "error=\"%s\" fatal=%d retry=%d", rd_kafka_error_string(e),
+                    (int)rd_kafka_error_is_fatal(e), (int)retry);
+        if (!retry)
+            atomic_store(&w->fatal, 1);
+        rd_kafka_error_destroy(e);
+        if (!retry)
+            return false;
+    }
+}
+
+kinfer_err kinfer_worker_txn_commit(kinfer_worker *w, bool force_abort) {
+    if (atomic_load(&w->fatal))
+        return KINFER_ERR_KAFKA;
+    pthread_rwlock_wrlock(&w->txn_lock);
+    int verdict = force_abort || atomic_exchange(&w->txn_abort, 0) ? 1 : 0;
+    txn_walk tw = {rd_kafka_topic_partition_list_new(16), false};
+    if (!verdict && !flush_all(w)) {
+        KINFER_LOGW("txn.flush_timeout", "outstanding=%lld action=abort",
+                    (long long)atomic_load(&w->txn_outstanding));
+        verdict = 1;
+    }
+    if (!verdict && atomic_exchange(&w->txn_abort, 0))
+        verdict = 1; /* a delivery failed during the flush */
+    if (!verdict) {
+        kinfer_worker_parts_foreach(w->parts, offsets_visit, &tw);
+        if (!tw.list->cnt && !atomic_load(&w->txn_produced)) {
+            rd_kafka_topic_partition_list_destroy(tw.list);
+            pthread_rwlock_unlock(&w->txn_lock);
+            return KINFER_OK; /* nothing to commit */
+        }
+        verdict = commit_locked(w, tw.list);
+    }
+    if (verdict == 0) {
+        w->txn_commits++;
+        for (int i = 0; i < tw.list->cnt; i++) {
+            kinfer_worker_part *part = kinfer_worker_parts_find(w->parts, tw.list->elems[i].topic,
+                                                                tw.list->elems[i].partition);
+            if (part)
+                part->last_committed = tw.list->elems[i].offset;
+            KINFER_LOGD("txn.commit", "topic=%s partition=%d offset=%lld", tw.list->elems[i].topic,
+                        (int)tw.list->elems[i].partition, (long long)tw.list->elems[i].offset);
+        }
+    } else if (verdict == 1) {
+        w->txn_aborts++;
+        KINFER_LOGW("txn.abort", "produced=%lld action=\"rewind to committed offsets\"",
+                    (long long)atomic_load(&w->txn_produced));
+        if (abort_locked(w))
+            rewind_locked(w);
+    } else {
+        atomic_store(&w->fatal, 1);
+        KINFER_LOGE("txn.fatal", "action=\"stopping: fenced or fatal producer error\"");
+    }
+    rd_kafka_topic_partition_list_destroy(tw.list);
+    atomic_store(&w->txn_produced, 0);
+    kinfer_err rc = verdict == 0 ? KINFER_OK : KINFER_ERR_KAFKA;
+    if (!atomic_load(&w->fatal)) {
+        rd_kafka_error_t *e = rd_kafka_begin_transaction(w->producer);
+        if (e) {
+            kinfer_error ignored;
+            txn_error(w, "begin_transaction", e, &ignored);
+            KINFER_LOGE("txn.begin_failed", "error=\"%s\"", ignored.msg);
+            atomic_store(&w->fatal, 1);
+            rc = KINFER_ERR_KAFKA;
+        }
+    }
+    pthread_rwlock_unlock(&w->txn_lock);
+    return rc;
+}
+
+kinfer_err kinfer_worker_txn_prepare(kinfer_worker_msg *msg, const void *key, size_t key_len,
+                                     const void *value, size_t len, rd_kafka_headers_t *hdrs) {
+    void *k = key_len ? malloc(key_len) : NULL;
+    void *v = len ? malloc(len) : NULL;
+    if ((key_len && !k) || (len && !v)) {
+        free(k);
+        free(v);
+        return KINFER_ERR_NOMEM;
+    }
+    if (key_len)
+        memcpy(k, key, key_len);
+    if (len)
+        memcpy(v, value, len);
+    msg->out_key = k;
+    msg->out_key_len = key_len;
+    msg->out_value = v;
+    msg->out_len = len;
+    msg->out_hdrs = hdrs;
+    return KINFER_OK;
+}
