@@ -106,14 +106,19 @@ static void test_kinfer_schemas(void **state) {
     /* STRIP: docs and defaults are gone. */
     assert_null(strstr(req, "doc"));
     assert_null(strstr(req, "default"));
-    /* The embedded text is the committed file, byte for byte. */
-    FILE *f = fopen(KINFER_SOURCE_DIR "/schemas/inference_request.avsc", "rb");
-    assert_non_null(f);
-    char buf[8192];
-    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    assert_string_equal(buf, kinfer_codec_schema_json(KINFER_CODEC_SCHEMA_REQUEST));
+    /* The embedded texts are the committed files, byte for byte. */
+    static const char *const files[2] = {KINFER_SOURCE_DIR "/schemas/inference_request.avsc",
+                                         KINFER_SOURCE_DIR "/schemas/inference_response.avsc"};
+    for (int s = 0; s < 2; s++) {
+        FILE *f = fopen(files[s], "rb");
+        assert_non_null(f);
+        static char buf[16384];
+        size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        assert_true(n < sizeof(buf) - 1); /* the whole file was read */
+        buf[n] = '\0';
+        assert_string_equal(buf, kinfer_codec_schema_json((kinfer_codec_schema)s));
+    }
     /* The values fastavro 1.13 gives for the committed files (fingerprint()
      * of to_parsing_canonical_form(), read as little-endian; the fastavro
      * ctest checks live). Pinned because producers put them on the wire: a
