@@ -8,6 +8,7 @@
 
 #include <cblas.h>
 
+#include "bert_cuda.h"
 #include "bert_model.h"
 #include "blas_cpu.h"
 #include "kinfer/kinfer_log.h"
@@ -81,8 +82,11 @@ static kinfer_err kind_load(const kinfer_model_options *opts, void **impl, kinfe
                                 opts->precision);
     bert_model *m;
     kinfer_err rc = bert_model_load(opts, &m, err);
-    if (rc == KINFER_OK)
+    if (rc == KINFER_OK) {
+        snprintf(m->precision, sizeof(m->precision), "%s",
+                 opts->precision ? opts->precision : "fp32");
         *impl = m;
+    }
     return rc;
 }
 
@@ -103,9 +107,20 @@ static kinfer_err kind_check(const void *impl, const kinfer_tensor *inputs, size
 static kinfer_err kind_replica_new(const void *impl, const kinfer_device *device, uint32_t max_rows,
                                    kinfer_replica_impl **out, kinfer_error *err) {
     const bert_model *m = impl;
-    if (device->type != KINFER_DEVICE_CPU)
+    if (device->type == KINFER_DEVICE_CUDA) {
+#ifdef KINFER_HAVE_CUDA
+        /* kinfer_replica_new has checked that the device is present. */
+        return bert_cuda_replica_new(m, device->index, max_rows, m->precision, out, err);
+#else
         return kinfer_error_set(err, KINFER_ERR_DEVICE,
-                                "kind bert has no %s backend yet (cpu only)", device->name);
+                                "device %s: this build has no CUDA backend (rebuild with "
+                                "-DKINFER_CUDA=ON)",
+                                device->name);
+#endif
+    }
+    if (device->type != KINFER_DEVICE_CPU)
+        return kinfer_error_set(err, KINFER_ERR_DEVICE, "kind bert has no %s backend",
+                                device->name);
     kinfer_blas_cpu_request_threads(m->cpu_threads);
 #if defined(__x86_64__) && defined(__GNUC__)
     /* OpenBLAS's DYNAMIC_ARCH falls back to its SSE3 kernels on CPUs it does

@@ -72,6 +72,7 @@ typedef struct bert_model {
     kinfer_dtype file_dtype;
     int cpu_threads;
     kinfer_tokenizer *tok;
+    char precision[8]; /* "fp32" | "fp16" | "bf16": GPU GEMM operand type; CPU is FP32 */
 } bert_model;
 
 /* bert_config.c: config.json and the sentence-transformers files into the
