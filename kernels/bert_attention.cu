@@ -80,10 +80,9 @@ __global__ void attention_kernel(const float *qkv, float *ctx, const uint32_t *s
 
 } // namespace
 
-extern "C" cudaError_t bert_attention_cuda(const float *qkv, float *ctx,
-                                           const uint32_t *seq_start, size_t nseqs,
-                                           size_t hidden, size_t heads, size_t max_len,
-                                           cudaStream_t stream) {
+extern "C" cudaError_t bert_attention_cuda(const float *qkv, float *ctx, const uint32_t *seq_start,
+                                           size_t nseqs, size_t hidden, size_t heads,
+                                           size_t max_len, cudaStream_t stream) {
     if (nseqs == 0)
         return cudaSuccess;
     if (!qkv || !ctx || !seq_start || heads == 0 || hidden == 0 || hidden % heads != 0 ||

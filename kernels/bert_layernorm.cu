@@ -40,10 +40,10 @@ __global__ void add_layernorm_kernel(float *x, const float *res, const float *re
     }
 }
 
-__global__ void embed_kernel(float *x, const int32_t *ids, const int32_t *pos,
-                             const int32_t *types, size_t ntokens, const float *word,
-                             const float *posemb, const float *typeemb, const float *g,
-                             const float *b, unsigned hidden, float eps) {
+__global__ void embed_kernel(float *x, const int32_t *ids, const int32_t *pos, const int32_t *types,
+                             size_t ntokens, const float *word, const float *posemb,
+                             const float *typeemb, const float *g, const float *b, unsigned hidden,
+                             float eps) {
     __shared__ double scratch[32];
     for (size_t t = blockIdx.x; t < ntokens; t += gridDim.x) {
         float *row = x + t * hidden;
