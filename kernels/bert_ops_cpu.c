@@ -30,9 +30,10 @@
 /* GCC's -O2 cost model leaves these loops scalar; O3 for them alone. */
 #define BERT_MULTIVERSION                                                                          \
     __attribute__((target_clones("avx512f", "avx2", "default"), optimize("O3")))
-#elif defined(__x86_64__) && defined(__clang__) && !defined(BERT_NO_MULTIVERSION)
-#define BERT_MULTIVERSION __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
+/* Not under clang: clang 14 emits target_clones resolvers for these
+ * non-static functions under mangled names only, so callers in other
+ * files fail to link. */
 #define BERT_MULTIVERSION
 #endif
 
