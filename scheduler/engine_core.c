@@ -187,6 +187,12 @@ static kinfer_err build_model(kinfer_engine *engine, const kinfer_engine_config 
     m->max_queue_hard = mc->max_queue_hard;
     sched_queue_init(&m->queue);
     sched_latency_init(&m->latency, engine->opts.latency_prior_us);
+    m->group_window = sched_group_window(m->max_batch_size);
+    m->group_reqs = calloc(m->group_window, sizeof(*m->group_reqs));
+    m->group_frontier = calloc(m->group_window + 1, sizeof(*m->group_frontier));
+    m->group_cands = calloc(m->group_window, sizeof(*m->group_cands));
+    if (!m->group_reqs || !m->group_frontier || !m->group_cands)
+        return kinfer_error_set(err, KINFER_ERR_NOMEM, "model '%s': out of memory", m->name);
 
     kinfer_model_options load = mc->load;
     if (!load.name)
@@ -226,6 +232,9 @@ static void free_engine(kinfer_engine *engine) {
         if (m->handle)
             engine->ops.destroy(engine->ops_ctx, m->handle);
         sched_queue_free(&m->queue);
+        free(m->group_reqs);
+        free(m->group_frontier);
+        free(m->group_cands);
         free(m->name);
         free(m->version);
     }
@@ -396,11 +405,17 @@ kinfer_err kinfer_engine_submit(kinfer_engine *engine, const kinfer_engine_reque
         return kinfer_error_set(err, KINFER_ERR_INVALID_REQUEST,
                                 "model '%s': request has %u rows, more than max_batch_size %u",
                                 m->name, cost.rows, m->max_batch_size);
-    if (m->max_batch_tokens > 0 && cost.tokens > m->max_batch_tokens)
+    /* A text request larger than a whole batch's token budget is refused,
+     * not run alone: the budget bounds what one batch may hold (activation
+     * memory grows with padded tokens), and a queued request that could
+     * never fit a batch would otherwise wait forever. */
+    uint64_t own_tokens = cost.max_len ? (uint64_t)cost.rows * cost.max_len : cost.tokens;
+    if (m->max_batch_tokens > 0 && own_tokens > m->max_batch_tokens)
         return kinfer_error_set(err, KINFER_ERR_INVALID_REQUEST,
-                                "model '%s': request has %u padded tokens, more than "
-                                "max_batch_tokens %u",
-                                m->name, cost.tokens, m->max_batch_tokens);
+                                "model '%s': request has %llu padded tokens (%u rows x %u), "
+                                "more than max_batch_tokens %u",
+                                m->name, (unsigned long long)own_tokens, cost.rows, cost.max_len,
+                                m->max_batch_tokens);
 
     int64_t now = engine_now(engine);
     int64_t deadline = SCHED_NO_DEADLINE;
@@ -445,6 +460,8 @@ kinfer_err kinfer_engine_submit(kinfer_engine *engine, const kinfer_engine_reque
         } else {
             atomic_fetch_add(&engine->in_flight, 1);
             m->in_flight++;
+            if (cost.tokens > 0)
+                m->text = true;
             m->accepted++;
             sched_model_watermark(m);
             /* Wake the scheduler only when its next timed event may have
@@ -589,7 +606,11 @@ kinfer_err kinfer_engine_stats_get(const kinfer_engine *engine, size_t index,
         out->replicas_busy += m->replicas[k]->busy;
     out->latency_samples = sched_latency_samples(&m->latency);
     out->latency_estimate_1_us = sched_latency_estimate(&m->latency, 1);
-    out->latency_estimate_max_us = sched_latency_estimate(&m->latency, m->max_batch_size);
+    /* A text model's estimator counts padded tokens: its "largest batch" is
+     * max_batch_tokens when set. */
+    uint32_t max_units =
+        m->text && m->max_batch_tokens > 0 ? m->max_batch_tokens : m->max_batch_size;
+    out->latency_estimate_max_us = sched_latency_estimate(&m->latency, max_units);
     out->dispatch_lag_us = sched_engine_dispatch_lag(e);
     pthread_mutex_unlock(&e->mu);
     return KINFER_OK;

@@ -1,19 +1,13 @@
-/* engine_dispatch.c — the scheduler pass: expiry, drain, and forming
- * batches onto idle replicas, all under the engine lock. It decides with
- * sched_policy_decide and runs nothing itself; engine_exec.c runs batches
- * (and asks sched_replica_take_next for a pipelined replica's next one). */
+/* engine_dispatch.c — the scheduler pass: expiry, drain, and handing
+ * batches to idle replicas, all under the engine lock. It decides when with
+ * sched_policy_decide, leaves which requests to engine_batch.c, and runs
+ * nothing itself; engine_exec.c runs batches (and asks
+ * sched_replica_take_next for a pipelined replica's next one). */
 #include <stdbool.h>
 #include <string.h>
 
 #include "engine_internal.h"
 #include "kinfer/kinfer_log.h"
-
-/* The rows (and padded tokens) that a batch formed now would hold: the EDF
- * prefix that fits. Only used for the latency estimate, so the queue's row
- * total capped at the batch size is close enough and O(1). */
-static uint32_t prospective_rows(const sched_model *m) {
-    return m->queue.rows < m->max_batch_size ? (uint32_t)m->queue.rows : m->max_batch_size;
-}
 
 /* Picks the idle replica of the model whose device has the fewest busy
  * replicas (of any model); ties go to the earlier replica, i.e. the
@@ -38,71 +32,6 @@ static sched_replica *pick_replica(kinfer_engine *engine, sched_model *m) {
         }
     }
     return best;
-}
-
-/* Padded tokens of a batch: rows times the longest sequence, when the
- * model reports max_len; otherwise the sum of the requests' own tokens. */
-static uint64_t batch_tokens(uint64_t rows, uint32_t max_len, uint64_t sum_tokens) {
-    return max_len ? rows * max_len : sum_tokens;
-}
-
-/* The most rows the next batch may take so that the request with the
- * earliest deadline still makes it: when a full batch would finish after
- * that deadline but a smaller one would not, the largest such size (binary
- * search; the estimate grows with rows). Otherwise max_batch_size: a head
- * that cannot make it even alone gains nothing from a smaller batch, and
- * keeping batches full then keeps throughput up under overload. */
-uint32_t sched_batch_row_limit(const sched_model *m, int64_t now, int64_t margin) {
-    const sched_req *head = sched_queue_peek(&m->queue);
-    if (!head || head->deadline_us == SCHED_NO_DEADLINE)
-        return m->max_batch_size;
-    uint32_t full = prospective_rows(m);
-    int64_t slack = head->deadline_us - now - margin;
-    uint32_t lo = head->cost.rows, hi = full;
-    if (lo >= hi || sched_latency_estimate(&m->latency, hi) <= slack ||
-        sched_latency_estimate(&m->latency, lo) > slack)
-        return m->max_batch_size;
-    while (hi - lo > 1) { /* est(lo) fits, est(hi) does not */
-        uint32_t mid = lo + (hi - lo) / 2;
-        if (sched_latency_estimate(&m->latency, mid) <= slack)
-            lo = mid;
-        else
-            hi = mid;
-    }
-    return lo;
-}
-
-/* Moves the EDF prefix that fits onto rep. Never splits a request; stops at
- * the first one that does not fit so that no later deadline overtakes it. */
-static void form_batch(sched_model *m, sched_replica *rep, int64_t now, int64_t margin) {
-    uint64_t rows = 0, sum_tokens = 0;
-    uint32_t max_len = 0;
-    uint32_t limit = sched_batch_row_limit(m, now, margin);
-    rep->nreqs = 0;
-    for (;;) {
-        sched_req *r = sched_queue_peek(&m->queue);
-        if (!r)
-            break;
-        uint64_t nrows = rows + r->cost.rows;
-        if (nrows > limit)
-            break;
-        if (m->max_batch_tokens > 0 && rep->nreqs > 0) {
-            uint32_t nlen = r->cost.max_len > max_len ? r->cost.max_len : max_len;
-            if (batch_tokens(nrows, nlen, sum_tokens + r->cost.tokens) > m->max_batch_tokens)
-                break;
-        }
-        sched_queue_pop(&m->queue);
-        rep->reqs[rep->nreqs++] = r;
-        rows = nrows;
-        sum_tokens += r->cost.tokens;
-        if (r->cost.max_len > max_len)
-            max_len = r->cost.max_len;
-    }
-    rep->rows = (uint32_t)rows;
-    rep->busy = true;
-    rep->assigned_at = now;
-    m->batches++;
-    m->rows += rows;
 }
 
 static void push_list(sched_req **list, sched_req *r) {
@@ -136,7 +65,7 @@ static sched_trigger decide(const kinfer_engine *engine, const sched_model *m, i
         .max_batch_size = m->max_batch_size,
         .max_batch_tokens = m->max_batch_tokens,
         .max_queue_delay_us = m->max_queue_delay_us,
-        .estimate_us = sched_latency_estimate(&m->latency, prospective_rows(m)),
+        .estimate_us = sched_latency_estimate(&m->latency, sched_prospective_units(m)),
         .margin_us = margin,
         .draining = engine->draining,
     };
@@ -174,11 +103,12 @@ int64_t sched_engine_pass(kinfer_engine *engine, int64_t now, sched_pass_out *ou
             sched_replica *rep = pick_replica(engine, m);
             if (!rep)
                 break; /* a finishing batch signals the scheduler */
-            form_batch(m, rep, now, margin);
+            sched_batch_form(m, rep, now, margin);
             changed = true;
             if (kinfer_log_enabled(KINFER_LOG_DEBUG))
-                KINFER_LOGD("engine.dispatch", "model=%s device=%s trigger=%s requests=%zu rows=%u",
-                            m->name, rep->device, sched_trigger_name(t), rep->nreqs, rep->rows);
+                KINFER_LOGD("engine.dispatch",
+                            "model=%s device=%s trigger=%s requests=%zu rows=%u units=%u", m->name,
+                            rep->device, sched_trigger_name(t), rep->nreqs, rep->rows, rep->units);
             if (out->nready < out->ready_cap)
                 out->ready[out->nready++] = rep;
         }
@@ -211,7 +141,7 @@ bool sched_replica_take_next(kinfer_engine *engine, sched_replica *rep, int64_t 
         int64_t wake;
         sched_trigger t = decide(engine, m, now, margin, &wake);
         if (t != SCHED_WAIT) {
-            form_batch(m, rep, now, margin);
+            sched_batch_form(m, rep, now, margin);
             formed = changed = true;
             if (kinfer_log_enabled(KINFER_LOG_DEBUG))
                 KINFER_LOGD("engine.dispatch",

@@ -1,7 +1,7 @@
 /* engine_exec.c — the engine's threads and completions: executor threads
  * that run one replica's batches, the scheduler thread that times dispatch
  * and expiry, and delivery of completions and congestion changes with no
- * lock held. Batch forming lives in engine_dispatch.c.
+ * lock held. Batch forming lives in engine_dispatch.c and engine_batch.c.
  *
  * One executor thread per replica, not per device: the seam drives a
  * replica from one thread at a time, and a thread per replica lets
@@ -38,10 +38,12 @@ static sched_flight *take_assigned_locked(sched_replica *rep, bool handed_off) {
     rep->reqs = reqs;
     f->nreqs = rep->nreqs;
     f->rows = rep->rows;
+    f->units = rep->units;
     f->assigned_at = rep->assigned_at;
     f->handed_off = handed_off;
     rep->nreqs = 0;
     rep->rows = 0;
+    rep->units = 0;
     rep->nflight++;
     return f;
 }
@@ -96,7 +98,7 @@ static void flight_complete(kinfer_engine *engine, sched_replica *rep, int64_t *
      * the wall clock stepped back, and teaching the estimator that would
      * make it promise too much. */
     if (rc == KINFER_OK && compute >= 0 && service >= 0)
-        sched_latency_record(&m->latency, f->rows, service);
+        sched_latency_record(&m->latency, f->units, service);
     if (!engine->opts.manual && f->handed_off && start >= f->assigned_at)
         sched_latency_record(&engine->handoff_lag, 1, start - f->assigned_at);
     pthread_mutex_unlock(&engine->mu);
@@ -133,6 +135,7 @@ static void flight_complete(kinfer_engine *engine, sched_replica *rep, int64_t *
     }
     f->nreqs = 0;
     f->rows = 0;
+    f->units = 0;
     rep->flight_head = (rep->flight_head + 1) % rep->max_in_flight;
     rep->nflight--;
 
@@ -157,7 +160,7 @@ static bool pipeline_next(kinfer_engine *engine, sched_replica *rep, const sched
     /* cur's expected rest: it ran from its submit or, if it queued behind
      * the batch before, from that one's end. */
     int64_t began = prev_end > cur->start ? prev_end : cur->start;
-    int64_t wait = sched_latency_estimate(&rep->model->latency, cur->rows) - (now - began);
+    int64_t wait = sched_latency_estimate(&rep->model->latency, cur->units) - (now - began);
     if (sched_replica_take_next(engine, rep, now, wait > 0 ? wait : 0, &expired))
         next = take_assigned_locked(rep, false);
     bool report = rep->model->congested != rep->model->congested_reported;

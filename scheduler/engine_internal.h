@@ -60,6 +60,13 @@ typedef struct sched_engine_options {
 
 struct sched_model;
 
+/* A length-grouping candidate (engine_batch.c). */
+typedef struct sched_group_cand {
+    sched_req *r;
+    uint32_t dist; /* |max_len - the batch's max_len| */
+    uint32_t rank; /* EDF position in the window */
+} sched_group_cand;
+
 /* A batch its executor has taken from the replica: submitted (or, for a
  * model without replica_submit, about to be executed) and not yet
  * completed. Owned by the executor thread; no lock. */
@@ -68,6 +75,7 @@ typedef struct sched_flight {
     kinfer_batch_item *items; /* max_batch_size entries, reused per batch */
     size_t nreqs;
     uint32_t rows;
+    uint32_t units;      /* latency units: rows, or padded tokens of a text batch */
     int64_t assigned_at; /* engine clock when the batch was formed */
     int64_t start;       /* engine clock at submit */
     bool handed_off;     /* formed by a pass and picked up by the executor */
@@ -87,6 +95,7 @@ typedef struct sched_replica {
     sched_req **reqs;    /* the assigned batch, max_batch_size entries */
     size_t nreqs;
     uint32_t rows;
+    uint32_t units;         /* as sched_flight.units */
     uint32_t max_in_flight; /* 1, or 2 with a pipelined model */
     /* In flight, oldest at flight_head; executor-only state. */
     sched_flight flight[SCHED_MAX_IN_FLIGHT];
@@ -106,7 +115,14 @@ typedef struct sched_model {
     uint32_t max_queue, low_watermark, max_queue_hard;
 
     sched_queue queue;
-    sched_latency latency;
+    sched_latency latency; /* keyed by rows, or by padded tokens once `text` */
+    bool text;             /* requests report tokens: batches are measured in tokens */
+    /* Length grouping scratch (engine_batch.c), group_window entries each
+     * (frontier one more). */
+    size_t group_window;
+    sched_req **group_reqs;
+    size_t *group_frontier;
+    sched_group_cand *group_cands;
     sched_replica **replicas;
     size_t nreplicas;
 
@@ -180,10 +196,23 @@ typedef struct sched_pass_out {
     sched_req *aborted; /* shutdown leftovers, linked through `newer` */
 } sched_pass_out;
 int64_t sched_engine_pass(kinfer_engine *engine, int64_t now, sched_pass_out *out);
-/* Rows the next batch of m may take at `now` so that its earliest deadline
- * is still met (max_batch_size when that makes no difference). Under the
- * lock. */
-uint32_t sched_batch_row_limit(const sched_model *m, int64_t now, int64_t margin);
+/* engine_batch.c: forming batches (the policy is described there). */
+/* Candidates length grouping looks at beyond the urgent prefix: enough to
+ * fill a batch twice, bounded so that forming a batch stays cheap. */
+#define SCHED_GROUP_LOOKAHEAD_MIN 64
+#define SCHED_GROUP_WINDOW_MAX 4096
+/* Window size for a model's max_batch_size. */
+size_t sched_group_window(uint32_t max_batch_size);
+/* Size of the batch that would form now in latency units (rows, or padded
+ * tokens for a text model), for the estimate. O(1). Under the lock. */
+uint32_t sched_prospective_units(const sched_model *m);
+/* Latency units the next batch of m may take at `now` so that its earliest
+ * deadline is still met; UINT32_MAX when that makes no difference. Under
+ * the lock. */
+uint32_t sched_batch_unit_limit(const sched_model *m, int64_t now, int64_t margin);
+/* Moves the next batch of m onto rep (at least the queue head). Under the
+ * lock; m's queue must not be empty. */
+void sched_batch_form(sched_model *m, sched_replica *rep, int64_t now, int64_t margin);
 /* Smoothed timer + hand-off lag added to the deadline margin (0 in manual
  * mode, where neither exists). Under the lock. */
 int64_t sched_engine_dispatch_lag(const kinfer_engine *engine);

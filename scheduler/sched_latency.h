@@ -1,5 +1,7 @@
 /* sched_latency.h — online estimate of one model's batch compute time as a
- * function of batch rows: smoothed mean and deviation per power-of-two
+ * function of batch size in the model's units: rows for tensor models,
+ * padded tokens (rows x longest sequence) for text models, whose cost
+ * follows tokens, not rows. Smoothed mean and deviation per power-of-two
  * bucket, interpolated between buckets, a conservative prior before any
  * measurement. Not thread-safe: the engine lock guards it. */
 #ifndef SCHED_LATENCY_H
@@ -7,11 +9,12 @@
 
 #include <stdint.h>
 
-#define SCHED_LATENCY_BUCKETS 20 /* bucket k holds batches of [2^k, 2^(k+1)) rows */
+/* Bucket k holds batches of [2^k, 2^(k+1)) units; the last one all above. */
+#define SCHED_LATENCY_BUCKETS 24
 
 typedef struct sched_latency_bucket {
     uint64_t samples;
-    double rows;    /* smoothed rows of the batches seen here */
+    double units;   /* smoothed size of the batches seen here */
     double mean_us; /* smoothed compute time */
     double dev_us;  /* smoothed absolute deviation */
 } sched_latency_bucket;
@@ -22,11 +25,12 @@ typedef struct sched_latency {
 } sched_latency;
 
 void sched_latency_init(sched_latency *lat, int64_t prior_us);
-/* Records one batch of `rows` rows that took `us` microseconds. */
-void sched_latency_record(sched_latency *lat, uint32_t rows, int64_t us);
-/* Expected compute time of a batch of `rows` rows, with a safety allowance
+/* Records one batch of `units` (rows or padded tokens) that took `us`
+ * microseconds. */
+void sched_latency_record(sched_latency *lat, uint32_t units, int64_t us);
+/* Expected compute time of a batch of `units`, with a safety allowance
  * of twice the deviation (as TCP's RTO does with RTT variance). */
-int64_t sched_latency_estimate(const sched_latency *lat, uint32_t rows);
+int64_t sched_latency_estimate(const sched_latency *lat, uint32_t units);
 /* Batches measured so far, over all sizes. */
 uint64_t sched_latency_samples(const sched_latency *lat);
 

@@ -1,6 +1,6 @@
 /* sched_queue.c — the EDF binary heap and arrival list of sched_queue.h.
- * Only the top is ever removed (batches and expiry both take the earliest
- * deadline first), so the heap needs no position index. */
+ * Each request knows its heap index, so one chosen out of EDF order (length
+ * grouping) is removed in O(log n) like the top. */
 #include "sched_queue.h"
 
 #include <stdlib.h>
@@ -25,10 +25,37 @@ void sched_queue_free(sched_queue *q) {
     sched_queue_init(q);
 }
 
-static void heap_swap(sched_req **h, size_t i, size_t j) {
-    sched_req *t = h[i];
-    h[i] = h[j];
-    h[j] = t;
+static void heap_set(sched_req **h, size_t i, sched_req *r) {
+    h[i] = r;
+    r->heap_pos = i;
+}
+
+static void sift_up(sched_queue *q, size_t i) {
+    sched_req *r = q->heap[i];
+    while (i > 0) {
+        size_t parent = (i - 1) / 2;
+        if (!sched_req_before(r, q->heap[parent]))
+            break;
+        heap_set(q->heap, i, q->heap[parent]);
+        i = parent;
+    }
+    heap_set(q->heap, i, r);
+}
+
+static void sift_down(sched_queue *q, size_t i) {
+    sched_req *r = q->heap[i];
+    for (;;) {
+        size_t l = 2 * i + 1, rr = l + 1, best = l;
+        if (l >= q->len)
+            break;
+        if (rr < q->len && sched_req_before(q->heap[rr], q->heap[l]))
+            best = rr;
+        if (!sched_req_before(q->heap[best], r))
+            break;
+        heap_set(q->heap, i, q->heap[best]);
+        i = best;
+    }
+    heap_set(q->heap, i, r);
 }
 
 int sched_queue_push(sched_queue *q, sched_req *r) {
@@ -41,14 +68,8 @@ int sched_queue_push(sched_queue *q, sched_req *r) {
         q->cap = ncap;
     }
     size_t i = q->len++;
-    q->heap[i] = r;
-    while (i > 0) {
-        size_t parent = (i - 1) / 2;
-        if (!sched_req_before(q->heap[i], q->heap[parent]))
-            break;
-        heap_swap(q->heap, i, parent);
-        i = parent;
-    }
+    heap_set(q->heap, i, r);
+    sift_up(q, i);
     r->newer = NULL;
     r->older = q->newest;
     if (q->newest)
@@ -69,33 +90,77 @@ sched_req *sched_queue_oldest(const sched_queue *q) {
     return q->oldest;
 }
 
+void sched_queue_remove(sched_queue *q, sched_req *r) {
+    size_t i = r->heap_pos;
+    sched_req *last = q->heap[--q->len];
+    if (i < q->len) {
+        heap_set(q->heap, i, last);
+        /* The moved one may belong above or below its new place. */
+        if (i > 0 && sched_req_before(last, q->heap[(i - 1) / 2]))
+            sift_up(q, i);
+        else
+            sift_down(q, i);
+    }
+    if (r->older)
+        r->older->newer = r->newer;
+    else
+        q->oldest = r->newer;
+    if (r->newer)
+        r->newer->older = r->older;
+    else
+        q->newest = r->older;
+    r->older = r->newer = NULL;
+    q->rows -= r->cost.rows;
+    q->tokens -= r->cost.tokens;
+}
+
 sched_req *sched_queue_pop(sched_queue *q) {
     if (!q->len)
         return NULL;
     sched_req *top = q->heap[0];
-    q->heap[0] = q->heap[--q->len];
-    size_t i = 0;
-    for (;;) {
-        size_t l = 2 * i + 1, r = l + 1, best = i;
-        if (l < q->len && sched_req_before(q->heap[l], q->heap[best]))
-            best = l;
-        if (r < q->len && sched_req_before(q->heap[r], q->heap[best]))
-            best = r;
-        if (best == i)
-            break;
-        heap_swap(q->heap, i, best);
-        i = best;
-    }
-    if (top->older)
-        top->older->newer = top->newer;
-    else
-        q->oldest = top->newer;
-    if (top->newer)
-        top->newer->older = top->older;
-    else
-        q->newest = top->older;
-    top->older = top->newer = NULL;
-    q->rows -= top->cost.rows;
-    q->tokens -= top->cost.tokens;
+    sched_queue_remove(q, top);
     return top;
+}
+
+/* The frontier of the walk is a small min-heap of heap indices. */
+static int idx_before(const sched_queue *q, size_t a, size_t b) {
+    return sched_req_before(q->heap[a], q->heap[b]);
+}
+
+size_t sched_queue_window(const sched_queue *q, size_t k, sched_req **out, size_t *scratch) {
+    size_t n = 0, flen = 0;
+    if (q->len == 0 || k == 0)
+        return 0;
+    scratch[flen++] = 0;
+    while (n < k && flen > 0) {
+        size_t top = scratch[0];
+        out[n++] = q->heap[top];
+        /* Replace the frontier's top by the last entry, sift it down. */
+        scratch[0] = scratch[--flen];
+        for (size_t i = 0;;) {
+            size_t l = 2 * i + 1, r = l + 1, best = i;
+            if (l < flen && idx_before(q, scratch[l], scratch[best]))
+                best = l;
+            if (r < flen && idx_before(q, scratch[r], scratch[best]))
+                best = r;
+            if (best == i)
+                break;
+            size_t t = scratch[i];
+            scratch[i] = scratch[best];
+            scratch[best] = t;
+            i = best;
+        }
+        /* Its heap children come next after it; at most n + 1 <= k + 1 wait. */
+        for (size_t c = 2 * top + 1; c <= 2 * top + 2 && c < q->len; c++) {
+            size_t i = flen++;
+            scratch[i] = c;
+            while (i > 0 && idx_before(q, scratch[i], scratch[(i - 1) / 2])) {
+                size_t p = (i - 1) / 2, t = scratch[i];
+                scratch[i] = scratch[p];
+                scratch[p] = t;
+                i = p;
+            }
+        }
+    }
+    return n;
 }

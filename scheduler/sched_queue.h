@@ -1,7 +1,9 @@
 /* sched_queue.h — one model's queue of waiting requests: a binary min-heap in
  * EDF order (deadline, then priority, then arrival) plus an arrival-ordered
- * list for "how long has the oldest waited". Not thread-safe: the engine
- * lock guards it. Knows nothing of batches or completions. */
+ * list for "how long has the oldest waited". It can also list the next k in
+ * EDF order without removing them and remove any one of them, which length
+ * grouping (engine_batch.c) needs. Not thread-safe: the engine lock guards
+ * it. Knows nothing of batches or completions. */
 #ifndef SCHED_QUEUE_H
 #define SCHED_QUEUE_H
 
@@ -28,6 +30,7 @@ typedef struct sched_req {
     int32_t priority;
     uint64_t seq;       /* arrival order, unique per engine */
     int64_t arrival_us; /* engine clock at submit */
+    size_t heap_pos;    /* index in the queue's heap while queued */
     /* arrival list while queued; `newer` also links completion lists */
     struct sched_req *older, *newer;
 } sched_req;
@@ -54,5 +57,11 @@ sched_req *sched_queue_peek(const sched_queue *q);
 sched_req *sched_queue_pop(sched_queue *q);
 /* The request that has waited longest, or NULL. O(1). */
 sched_req *sched_queue_oldest(const sched_queue *q);
+/* Removes r, which must be queued in q. O(log n). */
+void sched_queue_remove(sched_queue *q, sched_req *r);
+/* Writes the first min(k, len) requests in EDF order to out, first first,
+ * without removing them; scratch holds k + 1 entries. O(k log k): a
+ * best-first walk down the heap, never the whole queue. Returns how many. */
+size_t sched_queue_window(const sched_queue *q, size_t k, sched_req **out, size_t *scratch);
 
 #endif
