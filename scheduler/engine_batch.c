@@ -171,6 +171,7 @@ void sched_batch_form(sched_model *m, sched_replica *rep, int64_t now, int64_t m
     sched_queue *q = &m->queue;
     const sched_req *head = sched_queue_peek(q);
     bool text = head && head->cost.tokens > 0;
+    bool group = text && !rep->engine->opts.no_length_grouping;
     uint32_t limit = sched_batch_unit_limit(m, now, margin);
     uint64_t row_cap = m->max_batch_size;
     uint64_t tok_cap = m->max_batch_tokens > 0 ? m->max_batch_tokens : UINT64_MAX;
@@ -183,7 +184,7 @@ void sched_batch_form(sched_model *m, sched_replica *rep, int64_t now, int64_t m
     /* Text: a request is urgent when waiting for one more batch would miss
      * its deadline. Tensor models take the plain EDF prefix (all urgent). */
     int64_t urgent_by = INT64_MAX;
-    if (text) {
+    if (group) {
         uint32_t units = sched_prospective_units(m);
         int64_t est = sched_latency_estimate(&m->latency, units < limit ? units : limit);
         urgent_by = sat_add(sat_add(now, margin > 0 ? margin : 0), 2 * (est > 0 ? est : 0));
@@ -194,7 +195,7 @@ void sched_batch_form(sched_model *m, sched_replica *rep, int64_t now, int64_t m
         sched_req *r = sched_queue_peek(q);
         if (!r)
             break;
-        if (a.n > 0 && text && (r->deadline_us == SCHED_NO_DEADLINE || r->deadline_us > urgent_by))
+        if (a.n > 0 && group && (r->deadline_us == SCHED_NO_DEADLINE || r->deadline_us > urgent_by))
             break; /* not urgent: step 2 */
         uint64_t after;
         if (a.n > 0 && !fits(&a, r, row_cap, tok_cap, &after)) {
@@ -204,7 +205,7 @@ void sched_batch_form(sched_model *m, sched_replica *rep, int64_t now, int64_t m
         sched_queue_pop(q);
         take(&a, rep, r);
     }
-    if (text && !blocked && q->len > 0)
+    if (group && !blocked && q->len > 0)
         group_lengths(m, rep, &a, row_cap, tok_cap);
     rep->nreqs = a.n;
     rep->rows = (uint32_t)a.rows;

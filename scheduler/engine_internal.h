@@ -49,6 +49,9 @@ typedef struct sched_engine_options {
     bool manual;
     int64_t deadline_margin_us; /* slack before a deadline; < 0 = default (500) */
     int64_t latency_prior_us;   /* estimate before any measurement; <= 0 = default (5000) */
+    /* true: text batches take the plain EDF prefix that fits the budget, no
+     * length grouping (the baseline the grouping tests compare against). */
+    bool no_length_grouping;
 } sched_engine_options;
 
 #define SCHED_DEFAULT_MARGIN_US 500

@@ -6,7 +6,9 @@
  * a gate. fake_ops_pipelined drives it through submit/collect with up to
  * max_in_flight batches in flight (compute, the gate and the clock happen
  * in collect, as on a device that works while the host packs the next
- * batch). A collector records completions by token. Not a model of any
+ * batch). With len_from_x1 it is a text model with per-request lengths
+ * that logs each batch's padded tokens. A collector records completions by
+ * token. Not a model of any
  * real kernel's timing. */
 #ifndef SCHED_FAKE_MODEL_H
 #define SCHED_FAKE_MODEL_H
@@ -53,6 +55,14 @@ typedef struct fake_model_ctx {
     kinfer_err fail_load;        /* load returns this when != OK */
     kinfer_err fail_batch;       /* execute fails the whole batch with this when != OK */
     bool max_len_from_cols;      /* report tokens as a text model would */
+    /* Text model with per-row lengths: row k's length is x[2k+1] (> 0,
+     * whole); max_len is the request's longest, tokens = rows x max_len.
+     * Each batch's padded tokens, (sum rows) x (longest), are logged, and
+     * compute takes exec_per_token_us per padded token on top. */
+    bool len_from_x1;
+    int64_t exec_per_token_us;
+    uint64_t padded_total;               /* over all batches */
+    uint32_t batch_padded[FAKE_MAX_LOG]; /* per batch, in order */
 
     pthread_mutex_t mu;
     pthread_cond_t cond;
@@ -169,6 +179,18 @@ static inline kinfer_err fake_check(void *ctx, const void *model, const kinfer_t
     cost->rows = (uint32_t)inputs[0].shape[0];
     cost->max_len = f->max_len_from_cols ? 2 : 0;
     cost->tokens = f->max_len_from_cols ? cost->rows * 2 : 0;
+    if (f->len_from_x1) {
+        const float *x = inputs[0].data;
+        uint32_t len = 0;
+        for (uint32_t k = 0; k < cost->rows; k++) {
+            if (!(x[2 * k + 1] >= 1 && x[2 * k + 1] <= 100000))
+                return kinfer_error_set(err, KINFER_ERR_INVALID_REQUEST, "fake: bad length");
+            if ((uint32_t)x[2 * k + 1] > len)
+                len = (uint32_t)x[2 * k + 1];
+        }
+        cost->max_len = len;
+        cost->tokens = cost->rows * len;
+    }
     return KINFER_OK;
 }
 
@@ -206,8 +228,22 @@ static inline void fake_replica_destroy(void *ctx, void *replica) {
 }
 
 /* Under f->mu: logs a batch (first x of each item, and its size). */
+static inline uint64_t fake_padded(const kinfer_batch_item *items, size_t nitems) {
+    uint64_t rows = 0, len = 0;
+    for (size_t i = 0; i < nitems; i++) {
+        rows += items[i].cost.rows;
+        if (items[i].cost.max_len > len)
+            len = items[i].cost.max_len;
+    }
+    return rows * len;
+}
+
 static inline void fake_log_batch(fake_model_ctx *f, const kinfer_batch_item *items,
                                   size_t nitems) {
+    uint64_t padded = fake_padded(items, nitems);
+    f->padded_total += padded;
+    if (f->nbatches < FAKE_MAX_LOG)
+        f->batch_padded[f->nbatches] = (uint32_t)padded;
     if (f->nbatches < FAKE_MAX_LOG)
         f->batch_sizes[f->nbatches++] = (int)nitems;
     for (size_t i = 0; i < nitems && f->log_len < FAKE_MAX_LOG; i++) {
@@ -228,7 +264,9 @@ static inline kinfer_err fake_compute(fake_model_ctx *f, fake_replica *rep,
         return kinfer_error_set(err, KINFER_ERR_INTERNAL, "fake: %u rows > max %u", rows,
                                 rep->max_rows);
     if (f->clock)
-        atomic_fetch_add(&f->clock->now, f->exec_base_us + f->exec_per_row_us * (int64_t)rows);
+        atomic_fetch_add(&f->clock->now,
+                         f->exec_base_us + f->exec_per_row_us * (int64_t)rows +
+                             f->exec_per_token_us * (int64_t)fake_padded(items, nitems));
     if (f->sleep_us > 0) {
         struct timespec ts = {f->sleep_us / 1000000, (f->sleep_us % 1000000) * 1000};
         nanosleep(&ts, NULL);

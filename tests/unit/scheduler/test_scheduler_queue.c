@@ -92,6 +92,80 @@ static void test_queue_ties(void **state) {
     sched_queue_free(&q);
 }
 
+/* The window lists the next k in EDF order without removing them; any
+ * listed request can then be removed out of order, and what is left still
+ * pops in EDF order with the arrival list and totals intact. */
+static void test_queue_window_and_remove(void **state) {
+    (void)state;
+    enum { N = 1500, K = 40 };
+    sched_req *reqs = calloc(N, sizeof(*reqs));
+    sched_req **sorted = calloc(N, sizeof(*sorted));
+    sched_req *win[K];
+    size_t scratch[K + 1];
+    sched_queue q;
+    sched_queue_init(&q);
+    srand(5);
+    assert_int_equal(sched_queue_window(&q, K, win, scratch), 0);
+    for (int i = 0; i < N; i++) {
+        sched_req *r = &reqs[i];
+        r->deadline_us = (rand() % 5 == 0) ? SCHED_NO_DEADLINE : 1000 + (rand() % 50) * 10;
+        r->priority = rand() % 3;
+        r->seq = (uint64_t)i;
+        r->cost.rows = 1;
+        r->cost.tokens = 1 + (uint32_t)(rand() % 9);
+        assert_int_equal(sched_queue_push(&q, r), 0);
+    }
+    size_t left = N;
+    uint64_t tokens = q.tokens;
+    for (int round = 0; round < 60; round++) {
+        /* the window equals the first K of a sort of what is queued */
+        size_t n = 0;
+        for (int i = 0; i < N; i++)
+            if (reqs[i].arrival_us == 0)
+                sorted[n++] = &reqs[i];
+        assert_int_equal(n, left);
+        qsort(sorted, n, sizeof(*sorted), cmp_req);
+        size_t w = sched_queue_window(&q, K, win, scratch);
+        assert_int_equal(w, n < K ? n : K);
+        for (size_t i = 0; i < w; i++)
+            assert_ptr_equal(win[i], sorted[i]);
+        /* remove three listed ones out of order (never the top alone) */
+        for (int k = 0; k < 3 && w > 0; k++) {
+            sched_req *r = win[(size_t)(rand() % (int)w)];
+            if (r->arrival_us)
+                continue;
+            sched_queue_remove(&q, r);
+            r->arrival_us = 1; /* mark removed */
+            tokens -= r->cost.tokens;
+            left--;
+        }
+        assert_int_equal(q.len, left);
+        assert_int_equal(q.rows, left);
+        assert_int_equal(q.tokens, tokens);
+    }
+    /* the arrival list holds exactly the rest, oldest first */
+    size_t count = 0;
+    uint64_t last = 0;
+    for (sched_req *r = sched_queue_oldest(&q); r; r = r->newer, count++) {
+        assert_true(count == 0 || r->seq > last);
+        assert_int_equal(r->arrival_us, 0);
+        last = r->seq;
+    }
+    assert_int_equal(count, left);
+    size_t n = 0;
+    for (int i = 0; i < N; i++)
+        if (reqs[i].arrival_us == 0)
+            sorted[n++] = &reqs[i];
+    qsort(sorted, n, sizeof(*sorted), cmp_req);
+    for (size_t i = 0; i < n; i++)
+        assert_ptr_equal(sched_queue_pop(&q), sorted[i]);
+    assert_null(sched_queue_pop(&q));
+    assert_int_equal(q.tokens, 0);
+    sched_queue_free(&q);
+    free(sorted);
+    free(reqs);
+}
+
 static void test_latency_prior_then_measured(void **state) {
     (void)state;
     sched_latency lat;
@@ -223,6 +297,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_queue_pops_in_edf_priority_arrival_order),
         cmocka_unit_test(test_queue_ties),
+        cmocka_unit_test(test_queue_window_and_remove),
         cmocka_unit_test(test_latency_prior_then_measured),
         cmocka_unit_test(test_latency_first_sample_is_conservative),
         cmocka_unit_test(test_policy_triggers),
