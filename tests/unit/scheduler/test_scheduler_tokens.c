@@ -25,6 +25,7 @@ typedef struct env {
     kinfer_model_config mc;
     kinfer_engine_config cfg;
     sched_engine_options opts;
+    const sched_model_ops *ops;
     kinfer_engine *engine;
     kinfer_error err;
 } env;
@@ -57,12 +58,13 @@ static env *env_alloc(void) {
     e->opts.manual = true;
     e->opts.deadline_margin_us = 100;
     e->opts.latency_prior_us = 5000;
+    e->ops = &fake_ops;
     return e;
 }
 
 static void env_start(env *e) {
     kinfer_err rc =
-        kinfer_engine_new_with_ops(&e->cfg, &fake_ops, &e->fake, &e->opts, &e->engine, &e->err);
+        kinfer_engine_new_with_ops(&e->cfg, e->ops, &e->fake, &e->opts, &e->engine, &e->err);
     if (rc != KINFER_OK)
         fail_msg("engine_new: %s", e->err.msg);
 }
@@ -156,6 +158,25 @@ static void test_budget_boundary(void **state) {
     assert_int_equal(e->reqs[18].status, KINFER_OK);
     assert_int_equal(e->reqs[18].batch_size, 1);
     assert_int_equal(e->reqs[17].status, KINFER_OK);
+    env_free(e);
+
+    /* Plain EDF stops at the request that would pass the padded budget even
+     * where the sum of tokens would not: 6 x 8 then one of 10 is 58 tokens
+     * of text, 7 x 10 = 70 padded > 64. */
+    e = env_alloc();
+    e->opts.no_length_grouping = true;
+    e->mc.max_batch_size = 32;
+    e->mc.max_batch_tokens = 64;
+    env_start(e);
+    for (size_t i = 0; i < 6; i++)
+        assert_int_equal(submit(e, i, 1, 8, 0, 0), KINFER_OK);
+    assert_int_equal(submit(e, 6, 1, 10, 0, 0), KINFER_OK);
+    assert_int_equal(submit(e, 7, 1, 2, 0, 0), KINFER_OK);
+    run_all(e, 8);
+    assert_int_equal(e->fake.nbatches, 2);
+    assert_int_equal(e->fake.batch_sizes[0], 6);
+    assert_int_equal(e->fake.batch_padded[0], 48);
+    assert_int_equal(e->fake.batch_padded[1], 20); /* 10 and 2, padded to 10 */
     env_free(e);
 }
 
@@ -363,6 +384,32 @@ static void test_deadline_caps_tokens(void **state) {
     env_free(e);
 }
 
+/* A pipelined replica (two batches in flight) forms its next batch through
+ * the same path: grouped, within budget, learnt in tokens. */
+static void test_pipelined_groups_too(void **state) {
+    (void)state;
+    env *e = env_alloc();
+    e->ops = &fake_ops_pipelined;
+    e->fake.max_in_flight = 2;
+    e->mc.max_batch_tokens = 512;
+    env_start(e);
+    static const uint32_t lens[4] = {8, 64, 7, 60};
+    for (size_t i = 0; i < 48; i++)
+        assert_int_equal(submit(e, i, 1, lens[i % 4], 0, 0), KINFER_OK);
+    fake_clock_set(&e->clock, T0 + 1000000);
+    step(e); /* one run submits every batch back to back */
+    assert_int_equal(e->sink.total, 48);
+    assert_int_equal(e->fake.misuse, 0);
+    assert_int_equal(e->fake.in_flight_peak, 2);
+    assert_int_equal(e->fake.padded_total, 64 + 512 + 56 + 480 + 64 + 512);
+    for (int b = 0; b < e->fake.nbatches; b++)
+        assert_true(e->fake.batch_padded[b] <= 512);
+    const sched_latency *lat = &e->engine->models[0].latency;
+    assert_int_equal(lat->bucket[3].samples, 0); /* never 8 rows as units */
+    assert_int_equal(lat->bucket[9].samples, 2); /* 512 */
+    env_free(e);
+}
+
 /* Tensor models (tokens 0) keep the plain EDF prefix; max_batch_tokens does
  * not apply to them. */
 static void test_tensor_model_unchanged(void **state) {
@@ -392,6 +439,7 @@ int main(void) {
         cmocka_unit_test(test_urgent_request_not_held_back),
         cmocka_unit_test(test_estimate_keyed_by_tokens),
         cmocka_unit_test(test_deadline_caps_tokens),
+        cmocka_unit_test(test_pipelined_groups_too),
         cmocka_unit_test(test_tensor_model_unchanged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
