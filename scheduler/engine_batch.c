@@ -187,7 +187,8 @@ void sched_batch_form(sched_model *m, sched_replica *rep, int64_t now, int64_t m
     if (group) {
         uint32_t units = sched_prospective_units(m);
         int64_t est = sched_latency_estimate(&m->latency, units < limit ? units : limit);
-        urgent_by = sat_add(sat_add(now, margin > 0 ? margin : 0), 2 * (est > 0 ? est : 0));
+        est = est > 0 ? est : 0;
+        urgent_by = sat_add(sat_add(sat_add(now, margin > 0 ? margin : 0), est), est);
     }
     batch_acc a = {0, 0, 0, 0};
     bool blocked = false;
@@ -199,7 +200,9 @@ void sched_batch_form(sched_model *m, sched_replica *rep, int64_t now, int64_t m
             break; /* not urgent: step 2 */
         uint64_t after;
         if (a.n > 0 && !fits(&a, r, row_cap, tok_cap, &after)) {
-            blocked = true; /* the head always goes, even over a deadline cap */
+            /* (The head is taken unchecked: submit and the deadline cap's
+             * search both guarantee that it fits alone.) */
+            blocked = true;
             break;
         }
         sched_queue_pop(q);

@@ -410,6 +410,41 @@ static void test_pipelined_groups_too(void **state) {
     env_free(e);
 }
 
+/* Threads (scheduler thread, two executors, the real clock): random
+ * lengths under a budget all complete once, OK, every batch within it. */
+static void test_threaded_budget(void **state) {
+    (void)state;
+    env *e = env_alloc();
+    kinfer_clock sys = kinfer_clock_system();
+    e->cfg.clock = sys;
+    e->sink.clock = sys;
+    e->fake.clock = NULL;
+    e->fake.sleep_us = 200;
+    e->opts.manual = false;
+    e->mc.replicas_per_device = 2;
+    e->mc.max_batch_tokens = 256;
+    e->mc.max_queue_delay_us = 500;
+    env_start(e);
+    srand(3);
+    enum { N = 240 };
+    for (size_t i = 0; i < N; i++) {
+        uint32_t len = 1 + (uint32_t)(rand() % 64);
+        int64_t deadline = rand() % 2 ? sys.now_us(sys.ctx) + 10000000 : 0;
+        assert_int_equal(submit(e, i, 1 + (uint32_t)(rand() % 4), len, deadline, 0), KINFER_OK);
+    }
+    kinfer_engine_shutdown(e->engine, 30000);
+    assert_int_equal(e->sink.total, N);
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(e->reqs[i].completions, 1);
+        assert_int_equal(e->reqs[i].status, KINFER_OK);
+    }
+    pthread_mutex_lock(&e->fake.mu);
+    for (int b = 0; b < e->fake.nbatches; b++)
+        assert_true(e->fake.batch_padded[b] <= 256);
+    pthread_mutex_unlock(&e->fake.mu);
+    env_free(e);
+}
+
 /* Tensor models (tokens 0) keep the plain EDF prefix; max_batch_tokens does
  * not apply to them. */
 static void test_tensor_model_unchanged(void **state) {
@@ -440,6 +475,7 @@ int main(void) {
         cmocka_unit_test(test_estimate_keyed_by_tokens),
         cmocka_unit_test(test_deadline_caps_tokens),
         cmocka_unit_test(test_pipelined_groups_too),
+        cmocka_unit_test(test_threaded_budget),
         cmocka_unit_test(test_tensor_model_unchanged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
