@@ -63,11 +63,13 @@ void bert_model_describe(const bert_model *m, char *buf, size_t buflen) {
             snprintf(pool + l, sizeof(pool) - l, "%s%s", l ? "+" : "", names[b]);
         }
     }
-    snprintf(buf, buflen, "bert L%u H%u A%u I%u seq%u pool=%s%s%s%s %s", m->layers, m->hidden,
+    snprintf(buf, buflen, "bert L%u H%u A%u I%u seq%u pool=%s%s%s%s %s%s%s", m->layers, m->hidden,
              m->heads, m->intermediate, m->max_seq_len, pool, m->normalize ? " normalize" : "",
              m->classifier ? " classifier labels=" : "",
              m->classifier ? (m->num_labels ? m->labels[0] : "") : "",
-             kinfer_dtype_name(m->file_dtype));
+             kinfer_dtype_name(m->file_dtype),
+             m->precision[0] && strcmp(m->precision, "fp32") != 0 ? " precision=" : "",
+             m->precision[0] && strcmp(m->precision, "fp32") != 0 ? m->precision : "");
 }
 
 /* --- kind table entry ------------------------------------------------------ */

@@ -115,6 +115,16 @@ static void test_bert_cuda_not_present(void **state) {
     kinfer_replica_destroy(cpu);
     kinfer_model_destroy(m);
 
+    /* The GPU operand type is part of the description; FP32 says nothing. */
+    o.precision = "fp16";
+    assert_int_equal(kinfer_model_load(&o, &m, &err), KINFER_OK);
+    assert_non_null(strstr(kinfer_model_describe(m), " precision=fp16"));
+    kinfer_model_destroy(m);
+    o.precision = "fp32";
+    assert_int_equal(kinfer_model_load(&o, &m, &err), KINFER_OK);
+    assert_null(strstr(kinfer_model_describe(m), "precision"));
+    kinfer_model_destroy(m);
+
     /* An unknown precision is refused at load, before any device. */
     o.precision = "int8";
     assert_int_equal(kinfer_model_load(&o, &m, &err), KINFER_ERR_CONFIG);
