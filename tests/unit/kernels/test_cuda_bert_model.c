@@ -9,7 +9,8 @@
  * Bounds. FP32: vs the references |d| <= 1e-4 (as test_bert_tiny) and vs
  * the CPU replica |d| <= 1e-5 * |cpu| + 2e-5; labels equal. FP16 (GEMM
  * operands FP16, FP32 accumulation, everything else FP32): |d| <= 1e-2 on
- * embeddings and logits vs the references; BF16: |d| <= 5e-2. In FP16/BF16
+ * embeddings and logits vs the references; BF16 (8-bit mantissa; the
+ * file's FP16 weights lose 3 bits too): |d| <= 1e-1. In FP16/BF16
  * labels must match where the reference's top two logits are further
  * apart than twice the bound. */
 #include <jansson.h>
@@ -172,7 +173,7 @@ static void test_tiny_fp16(void **state) {
 
 static void test_tiny_bf16(void **state) {
     (void)state;
-    check_precision("bf16", 5e-2);
+    check_precision("bf16", 1e-1);
 }
 
 /* The reference ids right-padded to 64 with a mask (the padded path). */
