@@ -24,11 +24,15 @@
  *     max_batch_size + max(max_batch_size, 64), at most 4096, found by a
  *     best-first walk of the heap, never a scan of the queue): candidates go
  *     by |max_len - the batch's max_len|, ties in EDF order; one joins when
- *     it fits and at least 3/4 of the padded tokens it adds to the batch are
- *     its own, which keeps lengths within about 25% of each other. The rest
- *     stay queued with their EDF place, so each becomes urgent or the head
- *     in time: grouping never delays a request past its deadline, it only
- *     reorders requests with time to spare.
+ *     it fits and the batch stays at least 3/4 the requests' own tokens
+ *     (sum of rows x max_len per request over the batch's padded tokens), or
+ *     at least 3/4 of what it adds is its own. The first rule fills batches
+ *     (a strict per-request rule alone doubled the number of batches on
+ *     uniformly spread lengths); the second lets a batch that urgent
+ *     requests left below 3/4 still take good company. The rest stay queued
+ *     with their EDF place, so each becomes urgent or the head in time:
+ *     grouping never delays a request past its deadline, it only reorders
+ *     requests with time to spare.
  * Cost per batch: O(W log W) for the window and its sort, O(log n) per
  * request taken. The latency estimate of a text model is learnt and asked in
  * padded tokens of the batch (rows for tensor models). */
@@ -159,8 +163,11 @@ static void group_lengths(sched_model *m, sched_replica *rep, batch_acc *a, uint
         uint64_t before = padded_tokens(a->rows, a->max_len, a->sum_tokens), after;
         if (!fits(a, r, row_cap, tok_cap, &after))
             continue;
-        /* At least 3/4 of what it adds must be its own tokens. */
-        if (req_padded(r) * 4 < (after - before) * 3)
+        /* Joins when the batch stays at least 3/4 requests' own tokens, or
+         * when at least 3/4 of what it adds is its own (which lets a batch
+         * that an urgent request left below 3/4 still take good company). */
+        uint64_t own = a->sum_tokens + r->cost.tokens;
+        if (own * 4 < after * 3 && req_padded(r) * 4 < (after - before) * 3)
             continue;
         sched_queue_remove(q, r);
         take(a, rep, r);

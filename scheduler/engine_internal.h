@@ -124,7 +124,7 @@ typedef struct sched_model {
      * (frontier one more). */
     size_t group_window;
     sched_req **group_reqs;
-    size_t *group_frontier;
+    sched_queue_cursor *group_frontier;
     sched_group_cand *group_cands;
     sched_replica **replicas;
     size_t nreplicas;

@@ -122,43 +122,52 @@ sched_req *sched_queue_pop(sched_queue *q) {
     return top;
 }
 
-/* The frontier of the walk is a small min-heap of heap indices. */
-static int idx_before(const sched_queue *q, size_t a, size_t b) {
-    return sched_req_before(q->heap[a], q->heap[b]);
+/* The frontier of the walk is a small min-heap of cursors, ordered as
+ * sched_req_before orders their requests. */
+static int cur_before(const sched_queue_cursor *a, const sched_queue_cursor *b) {
+    if (a->deadline_us != b->deadline_us)
+        return a->deadline_us < b->deadline_us;
+    if (a->priority != b->priority)
+        return a->priority > b->priority;
+    return a->seq < b->seq;
 }
 
-size_t sched_queue_window(const sched_queue *q, size_t k, sched_req **out, size_t *scratch) {
+static void cur_swap(sched_queue_cursor *f, size_t i, size_t j) {
+    sched_queue_cursor t = f[i];
+    f[i] = f[j];
+    f[j] = t;
+}
+
+size_t sched_queue_window(const sched_queue *q, size_t k, sched_req **out, sched_queue_cursor *f) {
     size_t n = 0, flen = 0;
     if (q->len == 0 || k == 0)
         return 0;
-    scratch[flen++] = 0;
+    const sched_req *h = q->heap[0];
+    f[flen++] = (sched_queue_cursor){h->deadline_us, h->seq, h->priority, 0};
     while (n < k && flen > 0) {
-        size_t top = scratch[0];
+        size_t top = f[0].pos;
         out[n++] = q->heap[top];
-        /* Replace the frontier's top by the last entry, sift it down. */
-        scratch[0] = scratch[--flen];
+        /* Replace the frontier's top by its last entry and sift it down. */
+        f[0] = f[--flen];
         for (size_t i = 0;;) {
             size_t l = 2 * i + 1, r = l + 1, best = i;
-            if (l < flen && idx_before(q, scratch[l], scratch[best]))
+            if (l < flen && cur_before(&f[l], &f[best]))
                 best = l;
-            if (r < flen && idx_before(q, scratch[r], scratch[best]))
+            if (r < flen && cur_before(&f[r], &f[best]))
                 best = r;
             if (best == i)
                 break;
-            size_t t = scratch[i];
-            scratch[i] = scratch[best];
-            scratch[best] = t;
+            cur_swap(f, i, best);
             i = best;
         }
         /* Its heap children come next after it; at most n + 1 <= k + 1 wait. */
         for (size_t c = 2 * top + 1; c <= 2 * top + 2 && c < q->len; c++) {
+            const sched_req *r = q->heap[c];
             size_t i = flen++;
-            scratch[i] = c;
-            while (i > 0 && idx_before(q, scratch[i], scratch[(i - 1) / 2])) {
-                size_t p = (i - 1) / 2, t = scratch[i];
-                scratch[i] = scratch[p];
-                scratch[p] = t;
-                i = p;
+            f[i] = (sched_queue_cursor){r->deadline_us, r->seq, r->priority, c};
+            while (i > 0 && cur_before(&f[i], &f[(i - 1) / 2])) {
+                cur_swap(f, i, (i - 1) / 2);
+                i = (i - 1) / 2;
             }
         }
     }

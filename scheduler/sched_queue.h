@@ -59,9 +59,18 @@ sched_req *sched_queue_pop(sched_queue *q);
 sched_req *sched_queue_oldest(const sched_queue *q);
 /* Removes r, which must be queued in q. O(log n). */
 void sched_queue_remove(sched_queue *q, sched_req *r);
+/* Scratch for sched_queue_window: a heap index with a copy of its EDF key,
+ * so the walk compares without chasing pointers into the queue. */
+typedef struct sched_queue_cursor {
+    int64_t deadline_us;
+    uint64_t seq;
+    int32_t priority;
+    size_t pos;
+} sched_queue_cursor;
 /* Writes the first min(k, len) requests in EDF order to out, first first,
  * without removing them; scratch holds k + 1 entries. O(k log k): a
  * best-first walk down the heap, never the whole queue. Returns how many. */
-size_t sched_queue_window(const sched_queue *q, size_t k, sched_req **out, size_t *scratch);
+size_t sched_queue_window(const sched_queue *q, size_t k, sched_req **out,
+                          sched_queue_cursor *scratch);
 
 #endif

@@ -101,7 +101,7 @@ static void test_queue_window_and_remove(void **state) {
     sched_req *reqs = calloc(N, sizeof(*reqs));
     sched_req **sorted = calloc(N, sizeof(*sorted));
     sched_req *win[K];
-    size_t scratch[K + 1];
+    sched_queue_cursor scratch[K + 1];
     sched_queue q;
     sched_queue_init(&q);
     srand(5);
