@@ -234,6 +234,35 @@ static void test_grouping_cuts_padding(void **state) {
                   edf_batches, (unsigned long long)grouped_b, grouped_batches);
 }
 
+/* Lengths spread evenly over 8..127 (a fixed permutation), batch 32,
+ * budget 2048: grouping cuts padding by a third or more while costing at
+ * most a quarter more batches than plain EDF. */
+static uint64_t spread_workload(bool grouping, int *batches) {
+    env *e = env_alloc();
+    e->opts.no_length_grouping = !grouping;
+    e->mc.max_batch_size = 32;
+    e->mc.max_batch_tokens = 2048;
+    env_start(e);
+    for (size_t i = 0; i < 240; i++)
+        assert_int_equal(submit(e, i, 1, 8 + (uint32_t)(i * 37 % 120), 0, 0), KINFER_OK);
+    *batches = run_all(e, 240);
+    uint64_t padded = e->fake.padded_total;
+    env_free(e);
+    return padded;
+}
+
+static void test_grouping_keeps_batches_full(void **state) {
+    (void)state;
+    int edf_batches, grouped_batches;
+    uint64_t edf = spread_workload(false, &edf_batches);
+    uint64_t grouped = spread_workload(true, &grouped_batches);
+    print_message("spread lengths: EDF %llu padded in %d batches, grouped %llu in %d\n",
+                  (unsigned long long)edf, edf_batches, (unsigned long long)grouped,
+                  grouped_batches);
+    assert_true(grouped * 3 <= edf * 2);
+    assert_true(grouped_batches * 4 <= edf_batches * 5);
+}
+
 /* Random lengths, deadlines and priorities; before each step the test
  * works out the EDF head of what is still queued, and after it checks that
  * the head was in the batch. */
@@ -470,6 +499,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_budget_boundary),
         cmocka_unit_test(test_grouping_cuts_padding),
+        cmocka_unit_test(test_grouping_keeps_batches_full),
         cmocka_unit_test(test_head_always_in_batch),
         cmocka_unit_test(test_urgent_request_not_held_back),
         cmocka_unit_test(test_estimate_keyed_by_tokens),
