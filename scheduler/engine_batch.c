@@ -31,8 +31,8 @@
  *     uniformly spread lengths); the second lets a batch that urgent
  *     requests left below 3/4 still take good company. The rest stay queued
  *     with their EDF place, so each becomes urgent or the head in time:
- *     grouping never delays a request past its deadline, it only reorders
- *     requests with time to spare.
+ *     grouping only passes over requests that the latency estimate says
+ *     can wait one more batch (an estimate, so not a guarantee).
  * Cost per batch: O(W log W) for the window and its sort, O(log n) per
  * request taken. The latency estimate of a text model is learnt and asked in
  * padded tokens of the batch (rows for tensor models). */
