@@ -98,6 +98,11 @@ struct kinfer_worker {
     int64_t assigned_count;          /* poll thread */
 
     int64_t last_commit_us; /* poll thread */
+    /* Cooperative at-least-once: false while librdkafka's statistics say
+     * the group is rebalancing (join_state other than "steady"); periodic
+     * commits wait for steady (worker_rebalance.c explains the 2.0.2 bug). */
+    atomic_int group_steady;
+    bool stats_hold; /* the hold is in use (statistics enabled by us) */
 
     /* Exactly-once (worker_txn.c). Produces into the open transaction hold
      * txn_lock shared; commit/abort and every partition reset hold it
@@ -152,6 +157,8 @@ void kinfer_worker_consume(kinfer_worker *w, rd_kafka_message_t *rkm);
 /* worker_rebalance.c */
 void kinfer_worker_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                 rd_kafka_topic_partition_list_t *parts, void *opaque);
+/* Statistics callback: tracks the group's join state (see group_steady). */
+int kinfer_worker_on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque);
 void kinfer_worker_on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                              rd_kafka_topic_partition_list_t *offsets, void *opaque);
 /* Commits every assigned partition whose watermark moved (async) or all of
@@ -179,6 +186,8 @@ void kinfer_worker_txn_hold(kinfer_worker_msg *msg);
  * rewinds every assigned partition to its committed offset; on a fatal
  * one (fenced) sets w->fatal. Poll thread. */
 kinfer_err kinfer_worker_txn_commit(kinfer_worker *w, bool force_abort);
+/* Produces replies parked while a commit held txn_lock. Poll thread. */
+void kinfer_worker_txn_release_all(kinfer_worker *w);
 /* Forgets a partition's tracked offsets and drops its held replies (takes
  * txn_lock exclusively). Poll thread. */
 void kinfer_worker_txn_part_reset(kinfer_worker *w, kinfer_worker_part *part);

@@ -70,6 +70,18 @@ static kinfer_err common_conf(kinfer_worker *w, rd_kafka_conf_t *conf, const cha
     return rc;
 }
 
+static bool list_has(const kinfer_config_kvlist *list, const char *key) {
+    for (size_t i = 0; i < list->n; i++)
+        if (!strcmp(list->items[i].key, key))
+            return true;
+    return false;
+}
+
+/* Whether kafka.properties or kafka.consumer_properties set `key`. */
+static bool user_set(const kinfer_config *cfg, const char *key) {
+    return list_has(&cfg->kafka.properties, key) || list_has(&cfg->kafka.consumer_properties, key);
+}
+
 static kinfer_err consumer_new(kinfer_worker *w, kinfer_error *err) {
     const kinfer_config *cfg = w->cfg;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -90,6 +102,23 @@ static kinfer_err consumer_new(kinfer_worker *w, kinfer_error *err) {
         rc = common_conf(w, conf, "consumer", err);
     if (rc == KINFER_OK)
         rc = conf_set_list(conf, &cfg->kafka.consumer_properties, "kafka.consumer_properties", err);
+    /* Cooperative at-least-once: the join state from librdkafka's
+     * statistics holds periodic commits during a rebalance (the 2.0.2
+     * lost-assignment bug, worker_rebalance.c). kafka.consumer_properties
+     * may set another interval; 0 there turns the hold off. */
+    if (rc == KINFER_OK && !w->eos &&
+        cfg->kafka.assignment_strategy == KINFER_CONFIG_ASSIGNMENT_COOPERATIVE_STICKY) {
+        char v[32];
+        size_t vlen = sizeof v;
+        if (!user_set(cfg, "statistics.interval.ms"))
+            rc = conf_set(conf, "statistics.interval.ms", "100", "consumer", err);
+        if (rc == KINFER_OK &&
+            rd_kafka_conf_get(conf, "statistics.interval.ms", v, &vlen) == RD_KAFKA_CONF_OK &&
+            strcmp(v, "0")) {
+            rd_kafka_conf_set_stats_cb(conf, kinfer_worker_on_stats);
+            w->stats_hold = true;
+        }
+    }
     /* What at-least-once rests on: kinfer alone decides what is committed. */
     if (rc == KINFER_OK)
         rc = conf_set(conf, "group.id", cfg->kafka.group, "consumer", err);

@@ -89,6 +89,7 @@ typedef struct kinfer_worker_part {
     /* Poll-thread-only fields (backpressure, assignment). */
     bool assigned;
     bool paused;
+    bool parked;         /* at-least-once: lost, watermark kept for the next assign */
     uint64_t model_mask; /* models recently seen on this partition */
     /* Exactly-once release order (worker_txn.c), guarded by release_lock:
      * finished replies wait in `held` (sorted by seq) until every earlier

@@ -42,11 +42,40 @@ static void commit_list(kinfer_worker *w, rd_kafka_topic_partition_list_t *list,
                         (long long)list->elems[i].offset, (int)sync);
 }
 
+/* librdkafka 2.0.2 treats an OffsetCommit that fails with ILLEGAL_GENERATION
+ * as a lost assignment (issue #4059, fixed in 2.8 by PR #4908), and with the
+ * cooperative protocol members keep consuming, so keep committing, while
+ * the group's generation moves on. The statistics' join_state says when
+ * this member is rejoining; a periodic commit then waits for "steady".
+ * (While the broker prepares a rebalance and the member does not know yet,
+ * commits with the current generation are still accepted.) */
+int kinfer_worker_on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
+    (void)rk;
+    (void)len;
+    kinfer_worker *w = opaque;
+    /* librdkafka writes `"cgrp": { ... "join_state": "steady", ... }`. */
+    const char *cgrp = strstr(json, "\"cgrp\"");
+    const char *js = cgrp ? strstr(cgrp, "\"join_state\"") : NULL;
+    if (js) {
+        js += strlen("\"join_state\"");
+        js += strspn(js, " \t\n:");
+        if (*js == '"')
+            js++;
+        bool steady = !strncmp(js, "steady\"", 7);
+        if (steady != (bool)atomic_load(&w->group_steady))
+            KINFER_LOGD("worker.group_state", "join_state=%.*s", (int)strcspn(js, "\""), js);
+        atomic_store(&w->group_steady, steady);
+    }
+    return 0; /* librdkafka frees json */
+}
+
 void kinfer_worker_commit(kinfer_worker *w, bool sync) {
     if (w->eos) {
         kinfer_worker_txn_commit(w, false);
         return;
     }
+    if (!sync && w->stats_hold && !atomic_load(&w->group_steady))
+        return; /* rebalancing: see kinfer_worker_on_stats */
     commit_walk cw = {rd_kafka_topic_partition_list_new(16), sync};
     kinfer_worker_parts_foreach(w->parts, commit_visit, &cw);
     commit_list(w, cw.list, sync);
@@ -88,6 +117,8 @@ static void revoke_drain(kinfer_worker *w, rd_kafka_topic_partition_list_t *list
         }
         if (!pending)
             return;
+        if (w->eos) /* replies parked behind the last commit */
+            kinfer_worker_txn_release_all(w);
         if (kinfer_mono_us() >= deadline) {
             KINFER_LOGW("worker.revoke_timeout",
                         "pending=%llu action=\"abandoned; their offsets stay uncommitted\"",
@@ -98,7 +129,54 @@ static void revoke_drain(kinfer_worker *w, rd_kafka_topic_partition_list_t *list
     }
 }
 
+/* librdkafka before 2.8 (issue #4059, fixed by PR #4908; Debian ships
+ * 2.0.2) marks the whole assignment lost when an offset commit fails with
+ * ILLEGAL_GENERATION, which any commit racing a cooperative rebalance can.
+ * The member is still in the group and the sticky assignor usually hands
+ * the same partitions straight back, but their committed offsets are as old
+ * as the last commit that got through: everything answered since would be
+ * answered again. So a lost partition's watermark is parked, not reset,
+ * and when the partition comes back in the next assignment its watermark
+ * is committed (new generation) before fetching starts, unless the group
+ * already committed further (someone else owned it meanwhile). */
+static void commit_parked(kinfer_worker *w, rd_kafka_topic_partition_list_t *list) {
+    rd_kafka_topic_partition_list_t *ours = rd_kafka_topic_partition_list_new(list->cnt);
+    for (int i = 0; i < list->cnt; i++) {
+        kinfer_worker_part *part =
+            kinfer_worker_parts_find(w->parts, list->elems[i].topic, list->elems[i].partition);
+        int64_t off = part && part->parked ? kinfer_worker_part_commit_offset(part) : -1;
+        if (off >= 0)
+            rd_kafka_topic_partition_list_add(ours, part->topic, part->partition)->offset = off;
+    }
+    if (ours->cnt) {
+        rd_kafka_topic_partition_list_t *theirs = rd_kafka_topic_partition_list_copy(ours);
+        rd_kafka_topic_partition_list_t *commit = rd_kafka_topic_partition_list_new(ours->cnt);
+        rd_kafka_resp_err_t rerr = rd_kafka_committed(w->consumer, theirs, 10000);
+        for (int i = 0; !rerr && i < ours->cnt; i++)
+            if (!theirs->elems[i].err && theirs->elems[i].offset < ours->elems[i].offset)
+                rd_kafka_topic_partition_list_add(commit, ours->elems[i].topic,
+                                                  ours->elems[i].partition)
+                    ->offset = ours->elems[i].offset;
+        KINFER_LOGI("worker.parked_commit", "partitions=%d committing=%d error=\"%s\"", ours->cnt,
+                    commit->cnt, rerr ? rd_kafka_err2str(rerr) : "");
+        commit_list(w, commit, true);
+        rd_kafka_topic_partition_list_destroy(commit);
+        rd_kafka_topic_partition_list_destroy(theirs);
+    }
+    rd_kafka_topic_partition_list_destroy(ours);
+}
+
+static void unpark_visit(kinfer_worker_part *part, void *ctx) {
+    (void)ctx;
+    if (part->parked) {
+        kinfer_worker_part_reset(part);
+        part->parked = false;
+    }
+}
+
 static void on_assign(kinfer_worker *w, rd_kafka_topic_partition_list_t *list, bool cooperative) {
+    commit_parked(w, list);
+    kinfer_worker_parts_foreach(w->parts, unpark_visit, NULL);
     for (int i = 0; i < list->cnt; i++) {
         kinfer_worker_part *part =
             kinfer_worker_parts_get(w->parts, list->elems[i].topic, list->elems[i].partition);
@@ -178,8 +256,11 @@ static void on_revoke(kinfer_worker *w, rd_kafka_topic_partition_list_t *list, b
             continue;
         /* Late completions of this generation are now stale: their replies
          * still go out (at-least-once; exactly-once drops them), but they no
-         * longer move any commit point. */
-        if (w->eos)
+         * longer move any commit point. A lost at-least-once partition is
+         * parked instead (see commit_parked). */
+        if (lost && !w->eos)
+            part->parked = true;
+        else if (w->eos)
             kinfer_worker_txn_part_reset(w, part);
         else
             kinfer_worker_part_reset(part);

@@ -104,25 +104,38 @@ static void produce_held(kinfer_worker *w, kinfer_worker_msg *msg) {
     }
 }
 
+/* Produces the partition's held replies that are next in order. Caller
+ * holds txn_lock shared and the partition's release_lock. */
+static void release_ready(kinfer_worker *w, kinfer_worker_part *part) {
+    kinfer_worker_msg *head;
+    while ((head = part->held) && head->ref.seq == part->release_seq) {
+        part->held = head->held_next;
+        head->held_next = NULL;
+        part->release_seq++;
+        produce_held(w, head);
+    }
+}
+
 void kinfer_worker_txn_hold(kinfer_worker_msg *msg) {
     kinfer_worker *w = msg->w;
     kinfer_worker_part *part = msg->ref.part;
-    pthread_rwlock_rdlock(&w->txn_lock);
     if (!part) {
         /* An offset seen twice in one generation: the first copy owns the
          * reply; a second one in the transaction would be a duplicate. */
-        pthread_rwlock_unlock(&w->txn_lock);
-        kinfer_worker_txn_out_free(msg);
         kinfer_worker_msg_abandon(msg, "duplicate offset", false);
         return;
     }
+    /* While a commit holds txn_lock, the engine thread does not wait for
+     * it: the reply joins the held list and the committer releases it into
+     * the next transaction (kinfer_worker_txn_commit's release pass). */
+    bool shared = pthread_rwlock_tryrdlock(&w->txn_lock) == 0;
     pthread_mutex_lock(&part->release_lock);
     if (msg->ref.generation != part->release_gen) {
         /* From before an abort or revoke: the partition was rewound (or
          * handed over), so this result must not reach any transaction. */
         pthread_mutex_unlock(&part->release_lock);
-        pthread_rwlock_unlock(&w->txn_lock);
-        kinfer_worker_txn_out_free(msg);
+        if (shared)
+            pthread_rwlock_unlock(&w->txn_lock);
         kinfer_worker_msg_abandon(msg, "stale generation (aborted or revoked)", false);
         return;
     }
@@ -131,14 +144,24 @@ void kinfer_worker_txn_hold(kinfer_worker_msg *msg) {
         pp = &(*pp)->held_next;
     msg->held_next = *pp;
     *pp = msg;
-    kinfer_worker_msg *head;
-    while ((head = part->held) && head->ref.seq == part->release_seq) {
-        part->held = head->held_next;
-        head->held_next = NULL;
-        part->release_seq++;
-        produce_held(w, head);
-    }
+    if (shared)
+        release_ready(w, part);
     pthread_mutex_unlock(&part->release_lock);
+    if (shared)
+        pthread_rwlock_unlock(&w->txn_lock);
+}
+
+static void release_visit(kinfer_worker_part *part, void *ctx) {
+    pthread_mutex_lock(&part->release_lock);
+    release_ready(ctx, part);
+    pthread_mutex_unlock(&part->release_lock);
+}
+
+/* Produces whatever replies were parked while a commit held txn_lock.
+ * Poll thread (the partition table is poll-thread only). */
+void kinfer_worker_txn_release_all(kinfer_worker *w) {
+    pthread_rwlock_rdlock(&w->txn_lock);
+    kinfer_worker_parts_foreach(w->parts, release_visit, w);
     pthread_rwlock_unlock(&w->txn_lock);
 }
 
@@ -294,6 +317,7 @@ static bool abort_locked(kinfer_worker *w) {
 kinfer_err kinfer_worker_txn_commit(kinfer_worker *w, bool force_abort) {
     if (atomic_load(&w->fatal))
         return KINFER_ERR_KAFKA;
+    kinfer_worker_txn_release_all(w);
     pthread_rwlock_wrlock(&w->txn_lock);
     int verdict = force_abort || atomic_exchange(&w->txn_abort, 0) ? 1 : 0;
     txn_walk tw = {rd_kafka_topic_partition_list_new(16), false};
@@ -309,6 +333,7 @@ kinfer_err kinfer_worker_txn_commit(kinfer_worker *w, bool force_abort) {
         if (!tw.list->cnt && !atomic_load(&w->txn_produced)) {
             rd_kafka_topic_partition_list_destroy(tw.list);
             pthread_rwlock_unlock(&w->txn_lock);
+            kinfer_worker_txn_release_all(w);
             return KINFER_OK; /* nothing to commit */
         }
         verdict = commit_locked(w, tw.list);
@@ -347,6 +372,7 @@ kinfer_err kinfer_worker_txn_commit(kinfer_worker *w, bool force_abort) {
         }
     }
     pthread_rwlock_unlock(&w->txn_lock);
+    kinfer_worker_txn_release_all(w);
     return rc;
 }
 

@@ -1,0 +1,46 @@
+"""Short form of the chaos scenarios (tests/chaos/chaos.py) on the real
+broker: 3 workers on a 12-partition topic under steady load, one fault per
+scenario, in both delivery modes. Targets: nothing lost; exactly-once
+readers (read_committed) see no duplicate; at-least-once repeats replies
+only after a kill, and then no more than the in-flight window.
+
+The long form (>= 100k requests, 10 kills) is `python3 tests/chaos/run.py
+--long`; its table is in docs/RELIABILITY.md."""
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "chaos"))
+import chaos  # noqa: E402
+import run as chaos_run  # noqa: E402
+
+SHORT = chaos_run.SHORT
+
+
+@pytest.mark.parametrize("mode", chaos.MODES)
+@pytest.mark.parametrize("scenario", ["add-worker", "remove-worker", "kill-worker",
+                                      "broker-restart", "slow-model"])
+def test_chaos(scenario, mode, tmp_path, bootstrap, admin, kinfer_bin, kafka_ctl, schemas):
+    count, rate = SHORT["count"], SHORT["rate"]
+    if scenario == "kill-worker":
+        count, rate = SHORT["kill_count"], SHORT["kill_rate"]
+    with chaos.Chaos(bootstrap=bootstrap, kinfer_bin=kinfer_bin, kafka_ctl=kafka_ctl,
+                     schemas=schemas, admin=admin, workdir=tmp_path, scenario=scenario,
+                     mode=mode, count=count, rate=rate, kills=SHORT["kills"]) as c:
+        res = c.run()
+        if scenario != "kill-worker":
+            res.window = 0
+        print("\n" + chaos.TABLE_HEAD + "\n" + res.row())
+        missed = chaos_run.targets_missed(res)
+        assert not missed, f"{missed}\n{res.row()}\n{c.logs_tail()}"
+        assert res.sent == count and res.ok == count, res.row()
+        if scenario == "kill-worker":
+            assert res.faults == SHORT["kills"], res.row()
+        if scenario == "remove-worker":
+            assert res.notes["exit"] == 0, c.logs_tail()
+        if scenario == "slow-model":
+            # Memory stays flat under overload: lag grows instead.
+            assert res.notes["lag_at_load_end"] > 0, res.row()
+            assert res.notes["rss_mb_peak"] - res.notes["rss_mb_start"] < 150, res.row()
