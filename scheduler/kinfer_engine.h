@@ -128,10 +128,10 @@ typedef struct kinfer_engine_stats {
     size_t replicas_busy;
     uint64_t latency_samples;      /* batches measured by the latency estimator */
     int64_t latency_estimate_1_us; /* estimated compute time of a 1-row batch */
-    int64_t
-        latency_estimate_max_us; /* ... of a full batch: max_batch_size rows, or max_batch_tokens
-                                    padded tokens for a text model with a token budget */
-    int64_t dispatch_lag_us;     /* engine-wide timer + thread hand-off lag added to the margin */
+    /* ... of a full batch: max_batch_size rows, or max_batch_tokens padded
+     * tokens for a text model with a token budget */
+    int64_t latency_estimate_max_us;
+    int64_t dispatch_lag_us; /* engine-wide timer + thread hand-off lag added to the margin */
 } kinfer_engine_stats;
 
 /* Number of models; indexes 0..n-1 are valid for kinfer_engine_stats_get. */
