@@ -2,7 +2,8 @@
  * memory stays bounded: every assigned partition pauses when the worker
  * holds too many unacknowledged requests (count or bytes, with hysteresis),
  * and the partitions that fed a model pause while the engine reports that
- * model's queue congested. The poll loop keeps polling while paused, so the
+ * model's queue congested (a partition that fed none yet, e.g. one assigned
+ * during the congestion, pauses too). The poll loop keeps polling while paused, so the
  * group never sees a stalled member. Not the engine's queue policy. */
 #include <string.h>
 
@@ -34,7 +35,10 @@ static void bp_visit(kinfer_worker_part *part, void *ctx) {
     bp_walk *bw = ctx;
     if (!part->assigned)
         return;
-    bool want = bw->w->over_limit || (part->model_mask & bw->mask);
+    /* A partition that has not fed any model yet (just assigned) could feed
+     * the congested one: it starts paused while any model is congested. */
+    bool want = bw->w->over_limit ||
+                (part->model_mask ? (part->model_mask & bw->mask) != 0 : bw->mask != 0);
     if (want != part->paused) {
         rd_kafka_topic_partition_list_add(want ? bw->pause : bw->resume, part->topic,
                                           part->partition);

@@ -101,8 +101,8 @@ struct kinfer_worker {
     /* Cooperative at-least-once: false while librdkafka's statistics say
      * the group is rebalancing (join_state other than "steady"); periodic
      * commits wait for steady (worker_rebalance.c explains the 2.0.2 bug). */
-    atomic_int group_steady;
-    bool stats_hold; /* the hold is in use (statistics enabled by us) */
+    atomic_int group_steady; /* consecutive "steady" statistics reports */
+    bool stats_hold;         /* the hold is in use (statistics enabled by us) */
 
     /* Exactly-once (worker_txn.c). Produces into the open transaction hold
      * txn_lock shared; commit/abort and every partition reset hold it

@@ -62,9 +62,11 @@ int kinfer_worker_on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
         if (*js == '"')
             js++;
         bool steady = !strncmp(js, "steady\"", 7);
-        if (steady != (bool)atomic_load(&w->group_steady))
+        int before = atomic_load(&w->group_steady);
+        if (steady != (before > 0))
             KINFER_LOGD("worker.group_state", "join_state=%.*s", (int)strcspn(js, "\""), js);
-        atomic_store(&w->group_steady, steady);
+        /* Counts consecutive steady reports; a rebalance callback resets it. */
+        atomic_store(&w->group_steady, steady ? (before < 1000 ? before + 1 : before) : 0);
     }
     return 0; /* librdkafka frees json */
 }
@@ -74,7 +76,9 @@ void kinfer_worker_commit(kinfer_worker *w, bool sync) {
         kinfer_worker_txn_commit(w, false);
         return;
     }
-    if (!sync && w->stats_hold && !atomic_load(&w->group_steady))
+    /* Two steady reports in a row: one taken just before a rejoin (a
+     * cooperative revoke is followed by one) must not let a commit out. */
+    if (!sync && w->stats_hold && atomic_load(&w->group_steady) < 2)
         return; /* rebalancing: see kinfer_worker_on_stats */
     commit_walk cw = {rd_kafka_topic_partition_list_new(16), sync};
     kinfer_worker_parts_foreach(w->parts, commit_visit, &cw);
@@ -292,6 +296,7 @@ void kinfer_worker_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                 rd_kafka_topic_partition_list_t *parts, void *opaque) {
     kinfer_worker *w = opaque;
     bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    atomic_store(&w->group_steady, 0); /* wait for the statistics to say steady again */
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         on_assign(w, parts, cooperative);
     } else if (err == RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS) {

@@ -275,12 +275,12 @@ class Chaos:
 
     def __init__(self, *, bootstrap, kinfer_bin, kafka_ctl, schemas, admin, workdir, scenario,
                  mode, count, rate, kills=2, workers=3, max_in_flight=256,
-                 assignment="cooperative-sticky", log=print):
+                 assignment="cooperative-sticky", static=False, log=print):
         self.b, self.kinfer_bin, self.kafka_ctl = bootstrap, kinfer_bin, kafka_ctl
         self.schemas, self.admin, self.workdir = schemas, admin, Path(workdir)
         self.scenario, self.mode, self.count, self.rate = scenario, mode, count, rate
         self.kills, self.nworkers, self.max_in_flight = kills, workers, max_in_flight
-        self.assignment, self.log = assignment, log
+        self.assignment, self.log, self.static = assignment, log, static
         self.run_id = f"{scenario}-{uuid.uuid4().hex[:6]}"
         self.topic = f"kinfer-chaos-{self.run_id}"
         self.replies = self.topic + ".replies"
@@ -305,7 +305,8 @@ class Chaos:
             cfg = write_config(self.workdir / f"{name}.conf", bootstrap=self.b, topic=self.topic,
                                group=self.group, worker_id=f"{self.run_id}-{name}", mode=self.mode,
                                model_path=self.model_path, model_name=self.model_name,
-                               max_batch_size=self.batch, assignment=self.assignment)
+                               max_batch_size=self.batch, assignment=self.assignment,
+                               instance_id=f"{self.run_id}-{name}" if self.static else None)
             self.workers.append(WorkerProc(self.kinfer_bin, cfg, self.workdir, name,
                                            self.max_in_flight))
         return self
@@ -410,6 +411,8 @@ class Chaos:
                 raise RuntimeError(f"kafka.sh restart failed: {r.stdout}{r.stderr}")
         elif sc == "slow-model":
             self.faults.append(t_start)
+            self._at_fraction(load, 0.3)
+            notes["rss_mb_30pct"] = round(sum(w.rss_kb() for w in self.workers if w.alive()) / 1024)
         load.join()
         if load.failed:
             raise RuntimeError(f"load producer failed: {load.failed[:3]}")
@@ -444,6 +447,13 @@ class Chaos:
             if before:
                 rec = max(rec, max(replies.first_at[i] for i in before) - t0)
         res.recover_s = max(rec, 0.0)
+        if self.faults and sc != "slow-model":
+            # The rebalance pause: the longest stretch with no reply at all
+            # in the 20 s after the (first) fault.
+            t0 = self.faults[0]
+            ts = sorted(t for t in replies.reply_times if t0 - 1.0 <= t <= t0 + 20.0)
+            gaps = [b - a for a, b in zip(ts, ts[1:])]
+            res.notes["max_gap_ms"] = round(1000 * max(gaps)) if gaps else None
         if sc == "slow-model":
             res.notes["rss_mb_start"] = round(sum(base_rss.values()) / 1024)
             res.notes["rss_mb_peak"] = round(sum(self.rss.values()) / 1024)

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from confluent_kafka.admin import AdminClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "chaos"))
 import chaos  # noqa: E402
@@ -22,7 +23,10 @@ SHORT = chaos_run.SHORT
 @pytest.mark.parametrize("mode", chaos.MODES)
 @pytest.mark.parametrize("scenario", ["add-worker", "remove-worker", "kill-worker",
                                       "broker-restart", "slow-model"])
-def test_chaos(scenario, mode, tmp_path, bootstrap, admin, kinfer_bin, kafka_ctl, schemas):
+def test_chaos(scenario, mode, tmp_path, bootstrap, kinfer_bin, kafka_ctl, schemas):
+    # Our own admin client: a quiet one (the broker restart makes the
+    # session's admin client print a screen of reconnect errors).
+    admin = AdminClient({"bootstrap.servers": bootstrap}, logger=chaos.QUIET)
     count, rate = SHORT["count"], SHORT["rate"]
     if scenario == "kill-worker":
         count, rate = SHORT["kill_count"], SHORT["kill_rate"]
@@ -43,4 +47,5 @@ def test_chaos(scenario, mode, tmp_path, bootstrap, admin, kinfer_bin, kafka_ctl
         if scenario == "slow-model":
             # Memory stays flat under overload: lag grows instead.
             assert res.notes["lag_at_load_end"] > 0, res.row()
-            assert res.notes["rss_mb_peak"] - res.notes["rss_mb_start"] < 150, res.row()
+            # after warm-up (weights paged in) the 3 workers grow by < 60 MB
+            assert res.notes["rss_mb_peak"] - res.notes["rss_mb_30pct"] < 60, res.row()
