@@ -14,6 +14,7 @@
 
 #include "bert_attention_cuda.h"
 #include "bert_reduce.cuh"
+#include "kinfer_hd.h"
 
 namespace {
 
@@ -79,7 +80,7 @@ __global__ void attention_kernel(const float *qkv, float *ctx, const uint32_t *s
         mx = bert_cuda::warp_max(mx);
         float sum = 0.0f;
         for (unsigned j = lane; j < len; j += 32) {
-            float e = expf(sp[j] - mx);
+            float e = kinfer_exp_fast(sp[j] - mx); /* the twin's exp (kinfer_hd.h) */
             sp[j] = e;
             sum += e;
         }

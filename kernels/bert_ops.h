@@ -44,12 +44,13 @@ void bert_pool_cpu(const float *x, const uint32_t *seq_start, size_t nseqs, size
                    unsigned modes, float *out);
 
 /* y [rows, cols] += bias [cols]; with gelu, then y = GELU(y), the erf form
- * through bert_erf_fast (|error| < 4e-7 against erf, the accuracy of
- * PyTorch's own vectorised erf). Vectorised for the CPU at hand. */
+ * kinfer_gelu_erf (kinfer_hd.h: |erf error| < 4e-7, the accuracy of
+ * PyTorch's own vectorised erf), as the CUDA epilogue computes it.
+ * Vectorised for the CPU at hand. */
 void bert_bias_cpu(float *y, const float *bias, size_t rows, size_t cols);
 void bert_bias_gelu_cpu(float *y, const float *bias, size_t rows, size_t cols);
-/* Branch-free rational approximation of erf (the one XLA and Eigen use),
- * so that the GELU loop vectorises; exposed for its accuracy test. */
+/* kinfer_erf_fast and kinfer_exp_fast (kinfer_hd.h) as out-of-line
+ * functions, for their accuracy tests. */
 float bert_erf_fast(float x);
 /* The softmax's exp (relative error ~2e-7 for x <= 0); for its test. */
 float bert_exp_fast(float x);

@@ -2,8 +2,9 @@
  * (sequence, head) on strided views into the packed QKV matrix, so nothing
  * is transposed or copied. LayerNorm and pooling accumulate in double: the
  * reference is PyTorch FP32, and the extra precision only moves us closer
- * to the exact value. exp and erf are vectorisable approximations with
- * errors of a few ulp, below what PyTorch's own vector paths give. */
+ * to the exact value. exp and erf are kinfer_hd.h's vectorisable
+ * approximations (few-ulp errors, below what PyTorch's own vector paths
+ * give), shared with the CUDA kernels. */
 #include "bert_ops.h"
 
 #include <cblas.h>
@@ -37,27 +38,8 @@
 #define BERT_MULTIVERSION
 #endif
 
-static inline float erf_rational(float x) {
-    x = x < -4.0f ? -4.0f : x; /* not fminf: a libm call that blocks vectorising */
-    x = x > 4.0f ? 4.0f : x;
-    float x2 = x * x;
-    float p = -2.72614225801306e-10f;
-    p = p * x2 + 2.77068142495902e-08f;
-    p = p * x2 + -2.10102402082508e-06f;
-    p = p * x2 + -5.69250639462346e-05f;
-    p = p * x2 + -7.34990630326855e-04f;
-    p = p * x2 + -2.95459980854025e-03f;
-    p = p * x2 + -1.60960333262415e-02f;
-    float q = -1.45660718464996e-05f;
-    q = q * x2 + -2.13374055278905e-04f;
-    q = q * x2 + -1.68282697438203e-03f;
-    q = q * x2 + -7.37332916720468e-03f;
-    q = q * x2 + -1.42647390514189e-02f;
-    return x * p / q;
-}
-
 float bert_erf_fast(float x) {
-    return erf_rational(x);
+    return kinfer_erf_fast(x);
 }
 
 BERT_MULTIVERSION
@@ -74,8 +56,7 @@ void bert_bias_gelu_cpu(float *y, const float *bias, size_t rows, size_t cols) {
     for (size_t r = 0; r < rows; r++) {
         float *row = y + r * cols;
         for (size_t c = 0; c < cols; c++) {
-            float v = row[c] + bias[c];
-            row[c] = 0.5f * v * (1.0f + erf_rational(v * 0.70710678118654752440f));
+            row[c] = kinfer_gelu_erf(row[c] + bias[c]);
         }
     }
 }
@@ -118,33 +99,8 @@ void bert_embed_cpu(float *x, const int32_t *ids, const int32_t *pos, const int3
     bert_add_layernorm_cpu(x, NULL, g, b, ntokens, hidden, eps);
 }
 
-/* exp for the softmax, vectorisable: 2^n * p(r) with r = x - n ln2 split
- * in two constants, p a degree-6 polynomial; relative error ~2e-7 over the
- * range a softmax sees (x <= 0). Inputs below -87 give 0. */
-static inline float exp_fast(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    /* Round to nearest by the 1.5 * 2^23 trick: floorf would not vectorise
-     * without -fno-trapping-math. */
-    float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - n * 0.693359375f;
-    r = r - n * -2.12194440e-4f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    union {
-        int32_t i;
-        float f;
-    } two_n = {.i = ((int32_t)n + 127) << 23};
-    return p * two_n.f;
-}
-
 float bert_exp_fast(float x) {
-    return exp_fast(x);
+    return kinfer_exp_fast(x);
 }
 
 /* Softmax of one row in place, with the vectorisable exp; the max and the
@@ -166,7 +122,7 @@ static void softmax_row(float *row, size_t n) {
     for (; j < n; j++)
         mx = row[j] > mx ? row[j] : mx;
     for (j = 0; j < n; j++)
-        row[j] = exp_fast(row[j] - mx);
+        row[j] = kinfer_exp_fast(row[j] - mx);
     for (size_t u = 0; u < 8; u++)
         s8[u] = 0.0f;
     for (j = 0; j + 8 <= n; j += 8)

@@ -68,6 +68,9 @@ static void test_exp_fast_accuracy(void **state) {
     assert_true(worst < 5e-7);
     assert_true(bert_exp_fast(0.0f) == 1.0f);
     assert_true(bert_exp_fast(-1000.0f) < 1e-37f); /* clamped, never NaN */
+    /* NaN propagates as expf's does (a NaN score must not become a weight). */
+    assert_true(isnan(bert_exp_fast(NAN)));
+    assert_true(isnan(kinfer_exp_fast(NAN)));
 }
 
 static void test_bias_gelu(void **state) {
@@ -87,6 +90,14 @@ static void test_bias_gelu(void **state) {
             double want = 0.5 * v * (1.0 + erf(v / sqrt(2.0)));
             if (fabs(y[i] - want) > 1e-6 * (1.0 + fabs(v)))
                 fail_msg("gelu(%f) = %f, want %f", v, y[i], want);
+            /* The CUDA epilogue (bias_act.cu) evaluates kinfer_activate's
+             * GELU; the twin must be that function. Equal here up to FMA
+             * contraction (<= 2.4e-7 relative, which the vector clones and
+             * nvcc may use), so this catches another formula (the tanh
+             * form is ~1e-3 off), not libm's erff (as close as FMA). */
+            float shared = kinfer_activate(KINFER_ACT_GELU, y2[i]);
+            if (fabsf(y[i] - shared) > 4e-7f * (1.0f + fabsf(y2[i])))
+                fail_msg("gelu(%f): twin %.9g, kinfer_activate %.9g", v, y[i], shared);
         }
         free(y);
         free(y2);
