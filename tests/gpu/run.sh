@@ -225,6 +225,12 @@ if ! grep -q '^RESULT' "$out/bench.txt"; then
     sum "bench      : NO RESULTS: $(grep -m1 -E 'SKIPPED|rror' "$out/bench.txt")"
     status=1
 fi
+# torch_mlp.py exits 0 when it skips (no torch, no GPU for torch): on the GPU
+# machine that would leave the ratio columns as '-' with no word why.
+if ! grep -q '^RESULT' "$out/torch.txt"; then
+    sum "torch      : NO RESULTS: $(grep -m1 -E 'SKIPPED|rror' "$out/torch.txt") (see torch.txt)"
+    status=1
+fi
 {
     echo "bench      : mlp ${dims//,/-} relu, B requests x 1 row, host to host, median (rows/s)"
     printf '  %-5s %6s %12s %8s %12s %12s %9s %9s\n' prec batch kinfer vs_b1 torch_e2e torch_dev \
