@@ -7,10 +7,11 @@
  *
  * Tolerances (GPU vs CPU twin): both evaluate the same kinfer_hd.h code, so
  * they differ only by the libm ulps of expf/tanhf and by nvcc's FMA
- * contraction (GELU's erf is a polynomial): |d| <= 1e-6 + 4e-6*|cpu|. Narrowed outputs: one unit in the last place of the narrow
- * type (2^-10 relative for FP16, 2^-7 for BF16) + 1e-6. Softmax: the sum
- * is reduced in another order: |d| <= 1e-9 + 1e-5*|cpu|. NaN must match
- * NaN, and infinities must match exactly. */
+ * contraction (GELU's erf is a polynomial): |d| <= 1e-6 + 4e-6*|cpu|.
+ * Narrowed outputs: one unit in the last place of the narrow type (2^-10
+ * relative for FP16, 2^-7 for BF16) + 1e-6. Softmax: the sum is reduced in
+ * another order: |d| <= 1e-9 + 1e-5*|cpu|. NaN must match NaN, and
+ * infinities must match exactly. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
