@@ -31,7 +31,7 @@ from confluent_kafka.admin import AdminClient  # noqa: E402
 SHORT = {"count": 1500, "rate": 300, "kills": 2, "kill_count": 4000, "kill_rate": 200}
 # Long form: the whole kill scenario is >= 100k requests with 10 kills;
 # the other scenarios get 20k each.
-LONG = {"count": 100000, "rate": 800, "kills": 10, "other_count": 20000}
+LONG = {"count": 100000, "rate": 800, "kills": 10, "other_count": 20000, "kill_rate": 600}
 
 
 def targets_missed(res):
