@@ -7,6 +7,8 @@
  * order. kinfer_worker_parts is the table of partitions the worker has seen,
  * each with a watermark, a mutex and a generation that changes on
  * assign/revoke so that completions from before a rebalance are ignored.
+ * Each partition also carries the exactly-once release order (worker_txn.c
+ * uses it; the fields are plain data here).
  * Not the committer: the poll loop asks for commit points and commits. */
 #ifndef KINFER_WORKER_OFFSETS_H
 #define KINFER_WORKER_OFFSETS_H

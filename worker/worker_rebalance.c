@@ -3,8 +3,12 @@
  * worker.drain_timeout_ms) for that partition's in-flight replies, commits
  * its watermark synchronously and only then lets it go, so a partition's
  * next owner starts exactly after the last acknowledged reply. Commits
- * carry the lowest unfinished offset per partition. All on the poll thread
- * (librdkafka serves these callbacks from rd_kafka_consumer_poll/close). */
+ * carry the lowest unfinished offset per partition. Exactly-once commits go
+ * through the transaction instead (worker_txn.c). Around librdkafka 2.0.2's
+ * lost-assignment bug: periodic commits wait while the group rebalances, and
+ * a lost partition's watermark is parked for the next assignment. All on the
+ * poll thread (librdkafka serves these callbacks from
+ * rd_kafka_consumer_poll/close). */
 #include <string.h>
 #include <unistd.h>
 
