@@ -176,9 +176,11 @@ const kinfer_config_prop kinfer_config_props[] = {
      .min = 10,
      .max = 600000,
      .def = "1000",
-     .description = "At-least-once: how often finished-offset watermarks are committed. Shorter "
-                    "means fewer repeated replies after a crash, at the cost of more commit "
-                    "requests."},
+     .description = "How often finished-offset watermarks are committed: consumer commits in "
+                    "at-least-once mode (shorter means fewer repeated replies after a crash), "
+                    "transaction commits in exactly-once mode (shorter means replies become "
+                    "visible to read_committed readers sooner), at the cost of more requests "
+                    "to the broker."},
     {.name = "kafka.transactional_id_prefix",
      STRING,
      ROOT(kafka.transactional_id_prefix),
