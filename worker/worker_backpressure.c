@@ -5,6 +5,7 @@
  * model's queue congested (a partition that fed none yet, e.g. one assigned
  * during the congestion, pauses too). The poll loop keeps polling while paused, so the
  * group never sees a stalled member. Not the engine's queue policy. */
+#include <stdio.h>
 #include <string.h>
 
 #include "kinfer/kinfer_log.h"
@@ -47,6 +48,24 @@ static void bp_visit(kinfer_worker_part *part, void *ctx) {
     bw->npaused += part->paused;
 }
 
+/* "topic[0],topic[3]" for the log, so that an operator (and the tests) can
+ * tell exactly which partitions were paused or resumed; truncated with
+ * "..." when long. */
+static const char *part_names(const rd_kafka_topic_partition_list_t *list, char *buf, size_t cap) {
+    size_t len = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < list->cnt; i++) {
+        int n = snprintf(buf + len, cap - len, "%s%s[%d]", i ? "," : "", list->elems[i].topic,
+                         (int)list->elems[i].partition);
+        if (n < 0 || (size_t)n >= cap - len) {
+            snprintf(buf + (len < cap - 4 ? len : cap - 4), 4, "...");
+            break;
+        }
+        len += (size_t)n;
+    }
+    return buf;
+}
+
 void kinfer_worker_backpressure_apply(kinfer_worker *w) {
     int64_t n = atomic_load_explicit(&w->in_flight, memory_order_relaxed);
     int64_t bytes = atomic_load_explicit(&w->in_flight_bytes, memory_order_relaxed);
@@ -67,15 +86,22 @@ void kinfer_worker_backpressure_apply(kinfer_worker *w) {
     bp_walk bw = {w, atomic_load(&w->congested_mask), rd_kafka_topic_partition_list_new(8),
                   rd_kafka_topic_partition_list_new(8), 0};
     kinfer_worker_parts_foreach(w->parts, bp_visit, &bw);
+    char names[512];
     if (bw.pause->cnt) {
         rd_kafka_pause_partitions(w->consumer, bw.pause);
-        KINFER_LOGI("worker.pause", "partitions=%d in_flight=%lld bytes=%lld congested=%#llx",
-                    bw.pause->cnt, (long long)n, (long long)bytes, (unsigned long long)bw.mask);
+        KINFER_LOGI("worker.pause",
+                    "partitions=%d in_flight=%lld bytes=%lld congested=%#llx over_limit=%d "
+                    "parts=%s",
+                    bw.pause->cnt, (long long)n, (long long)bytes, (unsigned long long)bw.mask,
+                    (int)w->over_limit, part_names(bw.pause, names, sizeof(names)));
     }
     if (bw.resume->cnt) {
         rd_kafka_resume_partitions(w->consumer, bw.resume);
-        KINFER_LOGI("worker.resume", "partitions=%d in_flight=%lld bytes=%lld", bw.resume->cnt,
-                    (long long)n, (long long)bytes);
+        KINFER_LOGI("worker.resume",
+                    "partitions=%d in_flight=%lld bytes=%lld congested=%#llx over_limit=%d "
+                    "parts=%s",
+                    bw.resume->cnt, (long long)n, (long long)bytes, (unsigned long long)bw.mask,
+                    (int)w->over_limit, part_names(bw.resume, names, sizeof(names)));
     }
     kinfer_worker_metrics_set_partitions(w->metrics, w->assigned_count, bw.npaused);
     rd_kafka_topic_partition_list_destroy(bw.pause);
@@ -85,7 +111,30 @@ void kinfer_worker_backpressure_apply(kinfer_worker *w) {
 void kinfer_worker_backpressure_assigned(kinfer_worker *w, kinfer_worker_part *part) {
     part->paused = false;
     part->model_mask = 0;
-    /* Force a re-evaluation on the next loop turn, which pauses the new
-     * partition at once when the worker is over its limit. */
+    /* A partition assigned while the worker is saturated or any model is
+     * congested starts paused: pause it here, in the rebalance callback and
+     * before the assignment takes effect (librdkafka keeps an application
+     * pause across assign), so that not even the first fetch of it reaches
+     * the congested model. Waiting for the next loop turn would leave a
+     * window in which a burst of its messages could be consumed. */
+    if (w->over_limit || atomic_load(&w->congested_mask)) {
+        rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
+        rd_kafka_topic_partition_list_add(one, part->topic, part->partition);
+        rd_kafka_resp_err_t rerr = rd_kafka_pause_partitions(w->consumer, one);
+        if (!rerr && !one->elems[0].err) {
+            part->paused = true;
+            char names[512];
+            KINFER_LOGI("worker.pause",
+                        "partitions=1 in_flight=%lld bytes=%lld congested=%#llx over_limit=%d "
+                        "parts=%s assigned=1",
+                        (long long)atomic_load(&w->in_flight),
+                        (long long)atomic_load(&w->in_flight_bytes),
+                        (unsigned long long)atomic_load(&w->congested_mask), (int)w->over_limit,
+                        part_names(one, names, sizeof(names)));
+        }
+        rd_kafka_topic_partition_list_destroy(one);
+    }
+    /* Re-evaluate on the next loop turn in any case: it pauses the partition
+     * if the pause above could not be applied, and updates the gauges. */
     w->applied_congestion_gen = atomic_load(&w->congestion_gen) - 1;
 }
