@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_parse.h"
 #include "client_input.h"
 #include "client_kafka.h"
 #include "kinfer/kinfer_clock.h"
@@ -118,28 +119,36 @@ static int parse_args(bench *b, int argc, char **argv) {
             b->shape_arg = optarg;
             break;
         case 'Y':
-            b->bytes = atoll(optarg);
+            if (kinfer_cli_opt_int("bench", "bytes", optarg, 4, 1LL << 30, &b->bytes))
+                return 2;
             break;
         case 'r':
-            b->rate = atoll(optarg);
+            if (kinfer_cli_opt_int("bench", "rate", optarg, 0, 10000000, &b->rate))
+                return 2;
             break;
         case 'd':
-            b->duration_s = atof(optarg);
+            if (kinfer_cli_opt_seconds("bench", "duration", optarg, 0.001, 31536000,
+                                       &b->duration_s))
+                return 2;
             break;
         case 'n':
-            b->count = atoll(optarg);
+            if (kinfer_cli_opt_int("bench", "count", optarg, 1, 1000000000, &b->count))
+                return 2;
             break;
         case 'c':
-            b->concurrency = atoll(optarg);
+            if (kinfer_cli_opt_int("bench", "concurrency", optarg, 1, 10000000, &b->concurrency))
+                return 2;
             break;
         case 'g':
-            b->grace_ms = atoll(optarg);
+            if (kinfer_cli_opt_ms("bench", "grace", optarg, 1, 86400000, &b->grace_ms))
+                return 2;
             break;
         case 'R':
             b->reply_topic_arg = optarg;
             break;
         case 'D':
-            b->deadline_ms = atoll(optarg);
+            if (kinfer_cli_opt_ms("bench", "deadline-ms", optarg, 1, 86400000, &b->deadline_ms))
+                return 2;
             break;
         case 'f':
             b->framing = optarg;
@@ -154,11 +163,14 @@ static int parse_args(bench *b, int argc, char **argv) {
             b->quiet = 1;
             break;
         case 'w':
-            b->warmup = atoll(optarg);
+            if (kinfer_cli_opt_int("bench", "warmup", optarg, 0, 10000000, &b->warmup))
+                return 2;
             break;
         case 'X':
-            if (b->nprops == MAX_PROPS)
+            if (b->nprops == MAX_PROPS) {
+                fprintf(stderr, "kinfer bench: too many -X (at most %d)\n", MAX_PROPS);
                 return 2;
+            }
             b->props[b->nprops++] = optarg;
             break;
         case 'h':
@@ -174,11 +186,7 @@ static int parse_args(bench *b, int argc, char **argv) {
                         "(kinfer bench --help)\n");
         return 2;
     }
-    if (b->rate < 0 || b->count < 0 || b->duration_s < 0 || b->concurrency < 0 || b->bytes < 0 ||
-        (b->bytes && b->bytes < 4)) {
-        fprintf(stderr, "kinfer bench: negative or too small numbers are not allowed\n");
-        return 2;
-    }
+    /* The numbers were range-checked as they were parsed (cli_parse.c). */
     if (!b->count && b->duration_s == 0)
         b->duration_s = 10;
     if (!b->concurrency)

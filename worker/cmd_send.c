@@ -12,6 +12,7 @@
 #include <jansson.h>
 
 #include "cli.h"
+#include "cli_parse.h"
 #include "client_input.h"
 #include "client_kafka.h"
 #include "kinfer/kinfer_clock.h"
@@ -57,21 +58,6 @@ static void usage(FILE *out) {
             "\n"
             "Exit status: 0 reply OK, 1 reply with an error status, 2 usage error,\n"
             "3 no reply in time or a Kafka error.\n");
-}
-
-/* "1500", "1500ms" or "1.5s" -> milliseconds. Negative only when allowed
- * (a deadline already past, for testing). */
-static int parse_ms(const char *s, int allow_negative, long long *out) {
-    char *end;
-    double v = strtod(s, &end);
-    if (end == s || (!allow_negative && v < 0))
-        return -1;
-    if (!strcmp(end, "s"))
-        v *= 1000;
-    else if (*end && strcmp(end, "ms"))
-        return -1;
-    *out = (long long)v;
-    return 0;
 }
 
 static int split_kv(const char *s, char **k, char **v) {
@@ -310,25 +296,21 @@ static int parse_args(int argc, char **argv, send_args *a) {
             a->input_name = optarg;
             break;
         case 'D':
-            if (parse_ms(optarg, 1, &a->deadline_ms)) {
-                fprintf(stderr,
-                        "kinfer send: --deadline-ms wants milliseconds (or 5s, 300ms), "
-                        "got '%s'\n",
-                        optarg);
+            /* Negative: a deadline already past, for testing expiry. */
+            if (kinfer_cli_opt_ms("send", "deadline-ms", optarg, -31536000000LL, 31536000000LL,
+                                  &a->deadline_ms))
                 return 2;
-            }
             break;
-        case 'p':
-            a->priority = atoi(optarg);
+        case 'p': {
+            long long v;
+            if (kinfer_cli_opt_int("send", "priority", optarg, INT32_MIN, INT32_MAX, &v))
+                return 2;
+            a->priority = (int)v;
             break;
+        }
         case 'T':
-            if (parse_ms(optarg, 0, &a->timeout_ms) || a->timeout_ms <= 0) {
-                fprintf(stderr,
-                        "kinfer send: --timeout wants positive milliseconds (or 10s, "
-                        "500ms), got '%s'\n",
-                        optarg);
+            if (kinfer_cli_opt_ms("send", "timeout", optarg, 1, 86400000, &a->timeout_ms))
                 return 2;
-            }
             break;
         case 'f':
             a->framing = optarg;

@@ -2,7 +2,6 @@
  * start the embedded cluster when asked (or when the config names no
  * brokers), install the signal handlers and run the worker. Not the worker
  * itself (worker_loop.c). */
-#include <errno.h>
 #include <getopt.h>
 #include <limits.h>
 #include <signal.h>
@@ -12,6 +11,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_parse.h"
 #include "config.h"
 #include "kinfer/kinfer_log.h"
 #include "kinfer_model.h"
@@ -151,16 +151,6 @@ static void embedded_banner(const kinfer_config *cfg, const char *bootstrap, int
     fflush(stdout);
 }
 
-static int parse_u64(const char *s, uint64_t *out) {
-    char *end;
-    errno = 0;
-    unsigned long long v = strtoull(s, &end, 10);
-    if (errno || !*s || *end || s[0] == '-')
-        return -1;
-    *out = v;
-    return 0;
-}
-
 int kinfer_cmd_worker(int argc, char **argv) {
     static const struct option longopts[] = {
         {"config", required_argument, 0, 'c'},
@@ -174,7 +164,7 @@ int kinfer_cmd_worker(int argc, char **argv) {
     };
     const char *path = NULL, *log_level = NULL;
     int embedded = 0;
-    uint64_t partitions = 3, max_in_flight = 0, max_bytes = 0;
+    long long partitions = 3, max_in_flight = 0, max_bytes = 0;
     int c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "c:h", longopts, NULL)) != -1) {
@@ -186,25 +176,17 @@ int kinfer_cmd_worker(int argc, char **argv) {
             embedded = 1;
             break;
         case 'P':
-            if (parse_u64(optarg, &partitions) || partitions < 1 || partitions > 1000) {
-                fprintf(stderr, "kinfer worker: --partitions wants 1..1000, got '%s'\n", optarg);
+            if (kinfer_cli_opt_int("worker", "partitions", optarg, 1, 1000, &partitions))
                 return 2;
-            }
             break;
         case 'M':
-            if (parse_u64(optarg, &max_in_flight) || max_in_flight < 1 ||
-                max_in_flight > 10000000) {
-                fprintf(stderr, "kinfer worker: --max-in-flight wants 1..10000000, got '%s'\n",
-                        optarg);
+            if (kinfer_cli_opt_int("worker", "max-in-flight", optarg, 1, 10000000, &max_in_flight))
                 return 2;
-            }
             break;
         case 'B':
-            if (parse_u64(optarg, &max_bytes) || max_bytes < 1024) {
-                fprintf(stderr, "kinfer worker: --max-in-flight-bytes wants >= 1024, got '%s'\n",
-                        optarg);
+            if (kinfer_cli_opt_int("worker", "max-in-flight-bytes", optarg, 1024, 1LL << 40,
+                                   &max_bytes))
                 return 2;
-            }
             break;
         case 'L':
             log_level = optarg;
@@ -245,7 +227,7 @@ int kinfer_cmd_worker(int argc, char **argv) {
     kinfer_worker_options opts = {0};
     opts.stop_flag = &stop_requested;
     opts.max_in_flight = (uint32_t)max_in_flight;
-    opts.max_in_flight_bytes = max_bytes;
+    opts.max_in_flight_bytes = (uint64_t)max_bytes;
     if (embedded || !cfg.kafka.brokers || !*cfg.kafka.brokers) {
         if (cfg.kafka.topic_pattern) {
             fprintf(stderr,
