@@ -2,93 +2,26 @@
  * manual mode (no threads) with a fake clock and the fake model: dispatch
  * triggers, expiry, ordering, timeouts, watermarks, admission errors,
  * shutdown, device fallback and failure propagation. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
+#include "sched_test_util.h"
 
-#include <cmocka.h>
-
-#include "sched_fake_model.h"
-
-#define T0 1700000000000000LL /* an epoch µs start for the fake clock */
 #define NREQ 64
 
-typedef struct env {
-    fake_clock clock;
-    fake_model_ctx fake;
-    fake_sink sink;
-    fake_req reqs[NREQ];
-    kinfer_model_config mc;
-    kinfer_engine_config cfg;
-    sched_engine_options opts;
-    kinfer_engine *engine;
-    kinfer_error err;
-} env;
-
-/* Defaults: model "m" version "1" on cpu, batch 8, delay 1 s (so only the
- * trigger under test fires), prior 5000 us, margin 100 us, fake compute
- * 1000 us + 10 us per row on the fake clock. */
+/* The shared defaults (sched_test_util.h) plus version "1", fake compute
+ * 10 us per row on top, and the congestion callback. */
 static env *env_alloc(void) {
-    env *e = calloc(1, sizeof(*e));
-    fake_model_init(&e->fake);
-    kinfer_clock clock = fake_clock_make(&e->clock, T0);
-    e->fake.clock = &e->clock;
-    e->fake.exec_base_us = 1000;
+    env *e = env_alloc_n("m", NREQ);
     e->fake.exec_per_row_us = 10;
-    fake_sink_init(&e->sink, e->reqs, NREQ, clock);
-    e->mc.name = "m";
     e->mc.version = "1";
-    e->mc.load.kind = "fake";
-    e->mc.load.path = "fake.safetensors";
-    e->mc.devices[0] = "cpu";
-    e->mc.ndevices = 1;
-    e->mc.replicas_per_device = 1;
-    e->mc.max_batch_size = 8;
-    e->mc.max_queue_delay_us = 1000000;
-    e->cfg.models = &e->mc;
-    e->cfg.nmodels = 1;
-    e->cfg.clock = clock;
-    e->cfg.on_complete = fake_on_complete;
     e->cfg.on_congestion = fake_on_congestion;
-    e->cfg.callback_ctx = &e->sink;
-    e->opts.manual = true;
-    e->opts.deadline_margin_us = 100;
-    e->opts.latency_prior_us = 5000;
     return e;
 }
 
-static void env_start(env *e) {
-    kinfer_err rc =
-        kinfer_engine_new_with_ops(&e->cfg, &fake_ops, &e->fake, &e->opts, &e->engine, &e->err);
-    if (rc != KINFER_OK)
-        fail_msg("engine_new: %s", e->err.msg);
-}
-
-static void env_free(env *e) {
-    kinfer_engine_destroy(e->engine);
-    /* everything the engine created, it destroyed */
-    assert_int_equal(e->fake.replicas_live, 0);
-    assert_int_equal(e->fake.models_live, 0);
-    assert_int_equal(e->sink.duplicates, 0);
-    fake_model_fini(&e->fake);
-    pthread_mutex_destroy(&e->sink.mu);
-    free(e);
-}
-
 static kinfer_err submit(env *e, size_t id, uint32_t rows, int64_t deadline, int32_t prio) {
-    fake_req_fill(&e->reqs[id], id, rows);
-    kinfer_engine_request q = fake_request("m", &e->reqs[id], id, deadline, prio);
-    return kinfer_engine_submit(e->engine, &q, &e->err);
+    return env_submit_rows(e, "m", id, rows, deadline, prio);
 }
 
 static void set_now(env *e, int64_t t) {
     fake_clock_set(&e->clock, t);
-}
-
-static int64_t now(env *e) {
-    return atomic_load(&e->clock.now);
 }
 
 /* One scheduler step: decide, then run what was dispatched. */

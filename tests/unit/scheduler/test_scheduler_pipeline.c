@@ -6,90 +6,27 @@
  * next collect; compute_us is submit to collect while the estimator learns
  * each batch's own time; whole-batch failures at submit and at collect;
  * max_in_flight 1 never overlaps. Threads: test_scheduler_threads.c. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
+#include "sched_test_util.h"
 
-#include <cmocka.h>
-
-#include "sched_fake_model.h"
-
-#define T0 1700000000000000LL
 #define NREQ 32
 
-typedef struct env {
-    fake_clock clock;
-    fake_model_ctx fake;
-    fake_sink sink;
-    fake_req reqs[NREQ];
-    kinfer_model_config mc;
-    kinfer_engine_config cfg;
-    sched_engine_options opts;
-    kinfer_engine *engine;
-    kinfer_error err;
-} env;
-
-/* Model "m" on one replica, batch 2, delay 1 s, prior 5000 us, margin
- * 100 us; the fake computes 1000 us + 10 us per row, in collect, with up
- * to 2 batches in flight. */
+/* The shared defaults (sched_test_util.h) on one cuda:0 replica with the
+ * pipelined ops: batch 2, fake compute 1000 us + 10 us per row, in
+ * collect, with up to 2 batches in flight. */
 static env *env_alloc(void) {
-    env *e = calloc(1, sizeof(*e));
-    fake_model_init(&e->fake);
-    kinfer_clock clock = fake_clock_make(&e->clock, T0);
-    e->fake.clock = &e->clock;
-    e->fake.exec_base_us = 1000;
+    env *e = env_alloc_n("m", NREQ);
     e->fake.exec_per_row_us = 10;
     e->fake.max_in_flight = 2;
-    fake_sink_init(&e->sink, e->reqs, NREQ, clock);
-    e->mc.name = "m";
-    e->mc.load.kind = "fake";
     e->mc.load.path = "fake";
     e->mc.devices[0] = "cuda:0";
-    e->mc.ndevices = 1;
-    e->mc.replicas_per_device = 1;
     e->mc.max_batch_size = 2;
-    e->mc.max_queue_delay_us = 1000000;
-    e->cfg.models = &e->mc;
-    e->cfg.nmodels = 1;
-    e->cfg.clock = clock;
-    e->cfg.on_complete = fake_on_complete;
-    e->cfg.callback_ctx = &e->sink;
-    e->opts.manual = true;
-    e->opts.deadline_margin_us = 100;
-    e->opts.latency_prior_us = 5000;
+    e->ops = &fake_ops_pipelined;
     return e;
 }
 
-static void env_start(env *e) {
-    if (kinfer_engine_new_with_ops(&e->cfg, &fake_ops_pipelined, &e->fake, &e->opts, &e->engine,
-                                   &e->err) != KINFER_OK)
-        fail_msg("engine_new: %s", e->err.msg);
-}
-
-static void env_free(env *e) {
-    kinfer_engine_destroy(e->engine);
-    assert_int_equal(e->fake.replicas_live, 0);
-    assert_int_equal(e->fake.models_live, 0);
-    assert_int_equal(e->sink.duplicates, 0);
-    assert_int_equal(e->fake.misuse, 0);
-    assert_int_equal(e->fake.in_flight_now, 0);
-    fake_model_fini(&e->fake);
-    pthread_mutex_destroy(&e->sink.mu);
-    free(e);
-}
-
 static void submit(env *e, size_t id, int64_t deadline) {
-    fake_req_fill(&e->reqs[id], id, 1);
-    kinfer_engine_request q = fake_request("m", &e->reqs[id], id, deadline, 0);
-    if (kinfer_engine_submit(e->engine, &q, &e->err) != KINFER_OK)
+    if (env_submit_rows(e, "m", id, 1, deadline, 0) != KINFER_OK)
         fail_msg("submit %zu: %s", id, e->err.msg);
-}
-
-static size_t step(env *e) {
-    sched_engine_poll(e->engine);
-    return sched_engine_run(e->engine);
 }
 
 static void assert_ops(env *e, const char *want) {
@@ -110,7 +47,7 @@ static void test_next_batch_submitted_before_collect(void **state) {
     env_start(e);
     for (size_t i = 0; i < 8; i++)
         submit(e, i, 0);
-    assert_int_equal(step(e), 4);
+    assert_int_equal(env_step(e), 4);
     assert_ops(e, "SSCSCSCC");
     assert_int_equal(e->fake.in_flight_peak, 2);
     assert_int_equal(e->sink.total, 8);
@@ -156,12 +93,12 @@ static void test_not_due_waits_for_collect(void **state) {
     fake_clock_set(&e->clock, T0 + 900);
     submit(e, 2, 0); /* due at T0 + 1900 */
     fake_clock_set(&e->clock, T0 + 1000);
-    assert_int_equal(step(e), 1);
+    assert_int_equal(env_step(e), 1);
     assert_ops(e, "SC");
     assert_int_equal(e->fake.in_flight_peak, 1);
     assert_int_equal(e->reqs[2].completions, 0);
     /* the clock is at T0 + 2020 now: past 2's delay */
-    assert_int_equal(step(e), 1);
+    assert_int_equal(env_step(e), 1);
     assert_ops(e, "SCSC");
     assert_int_equal(e->reqs[2].status, KINFER_OK);
     assert_int_equal(e->reqs[2].queue_us, 2020 - 900);
@@ -229,7 +166,7 @@ static void test_collect_failure_fails_that_batch(void **state) {
     env_start(e);
     for (size_t i = 0; i < 6; i++)
         submit(e, i, 0);
-    assert_int_equal(step(e), 3);
+    assert_int_equal(env_step(e), 3);
     assert_ops(e, "SSCSCC");
     for (int i = 0; i < 6; i++) {
         assert_int_equal(e->reqs[i].completions, 1);
@@ -258,8 +195,8 @@ static void test_submit_failure_fails_batch_without_collect(void **state) {
     env_start(e);
     for (size_t i = 0; i < 4; i++)
         submit(e, i, 0);
-    assert_int_equal(step(e), 1);
-    assert_int_equal(step(e), 1);
+    assert_int_equal(env_step(e), 1);
+    assert_int_equal(env_step(e), 1);
     assert_ops(e, "SS");
     assert_int_equal(e->fake.collects, 0);
     for (int i = 0; i < 4; i++) {
@@ -282,7 +219,7 @@ static void test_max_in_flight_one_alternates(void **state) {
         submit(e, i, 0);
     size_t runs = 0;
     while (kinfer_engine_in_flight(e->engine) > 0 && runs < 10)
-        runs += step(e);
+        runs += env_step(e);
     assert_int_equal(runs, 3);
     assert_ops(e, "SCSCSC");
     assert_int_equal(e->fake.in_flight_peak, 1);

@@ -5,15 +5,7 @@
  * once with the right status and output, also with the pipelined executor
  * (two batches in flight, shutdown while both are). Timing is never asserted beyond
  * "happened after". */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
-
-#include <cmocka.h>
-
-#include "sched_fake_model.h"
+#include "sched_test_util.h"
 
 typedef struct tenv {
     fake_model_ctx fake;
@@ -59,13 +51,7 @@ static void tenv_start(tenv *e) {
 
 static void tenv_free(tenv *e) {
     kinfer_engine_destroy(e->engine);
-    assert_int_equal(e->fake.replicas_live, 0);
-    assert_int_equal(e->fake.models_live, 0);
-    assert_int_equal(e->sink.duplicates, 0);
-    assert_int_equal(e->fake.misuse, 0);
-    assert_int_equal(e->fake.in_flight_now, 0);
-    fake_model_fini(&e->fake);
-    pthread_mutex_destroy(&e->sink.mu);
+    sched_fake_check_fini(&e->fake, &e->sink);
     free(e->reqs);
     free(e);
 }

@@ -4,78 +4,18 @@
  * requests, length grouping against plain EDF on the same workload (padded
  * token counts, not time), the head always in its batch, urgent requests
  * not held back by grouping, and the latency estimate keyed by tokens. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <stdint.h>
-#include <stdio.h>
+#include "sched_test_util.h"
 
-#include <cmocka.h>
-
-#include "sched_fake_model.h"
-
-#define T0 1700000000000000LL
 #define NREQ 256
 
-typedef struct env {
-    fake_clock clock;
-    fake_model_ctx fake;
-    fake_sink sink;
-    fake_req reqs[NREQ];
-    kinfer_model_config mc;
-    kinfer_engine_config cfg;
-    sched_engine_options opts;
-    const sched_model_ops *ops;
-    kinfer_engine *engine;
-    kinfer_error err;
-} env;
-
-/* Text model "t" on one cpu replica: batch 8 rows, no token budget unless
- * a test sets one, delay 1 s, prior 5000 us, margin 100 us, fake compute
- * 1000 us + 1 us per padded token. */
+/* The shared defaults (sched_test_util.h) for text model "t": no token
+ * budget unless a test sets one, fake compute 1000 us + 1 us per padded
+ * token, lengths from x1. */
 static env *env_alloc(void) {
-    env *e = calloc(1, sizeof(*e));
-    fake_model_init(&e->fake);
-    kinfer_clock clock = fake_clock_make(&e->clock, T0);
-    e->fake.clock = &e->clock;
-    e->fake.exec_base_us = 1000;
+    env *e = env_alloc_n("t", NREQ);
     e->fake.exec_per_token_us = 1;
     e->fake.len_from_x1 = true;
-    fake_sink_init(&e->sink, e->reqs, NREQ, clock);
-    e->mc.name = "t";
-    e->mc.load.kind = "fake";
-    e->mc.load.path = "fake.safetensors";
-    e->mc.devices[0] = "cpu";
-    e->mc.ndevices = 1;
-    e->mc.replicas_per_device = 1;
-    e->mc.max_batch_size = 8;
-    e->mc.max_queue_delay_us = 1000000;
-    e->cfg.models = &e->mc;
-    e->cfg.nmodels = 1;
-    e->cfg.clock = clock;
-    e->cfg.on_complete = fake_on_complete;
-    e->cfg.callback_ctx = &e->sink;
-    e->opts.manual = true;
-    e->opts.deadline_margin_us = 100;
-    e->opts.latency_prior_us = 5000;
-    e->ops = &fake_ops;
     return e;
-}
-
-static void env_start(env *e) {
-    kinfer_err rc =
-        kinfer_engine_new_with_ops(&e->cfg, e->ops, &e->fake, &e->opts, &e->engine, &e->err);
-    if (rc != KINFER_OK)
-        fail_msg("engine_new: %s", e->err.msg);
-}
-
-static void env_free(env *e) {
-    kinfer_engine_destroy(e->engine);
-    assert_int_equal(e->fake.replicas_live, 0);
-    assert_int_equal(e->sink.duplicates, 0);
-    fake_model_fini(&e->fake);
-    pthread_mutex_destroy(&e->sink.mu);
-    free(e);
 }
 
 /* Request id: `rows` rows of `len` tokens each. */
@@ -89,22 +29,13 @@ static kinfer_err submit(env *e, size_t id, uint32_t rows, uint32_t len, int64_t
     return kinfer_engine_submit(e->engine, &q, &e->err);
 }
 
-static size_t step(env *e) {
-    sched_engine_poll(e->engine);
-    return sched_engine_run(e->engine);
-}
-
-static int64_t now(env *e) {
-    return atomic_load(&e->clock.now);
-}
-
 /* Steps until every one of n requests has completed (the delay trigger
  * fires at every step once the clock is 1 s on). Returns the batches. */
 static int run_all(env *e, int n) {
     fake_clock_set(&e->clock, now(e) + 1000000);
     int batches = 0;
     while (e->sink.total < n) {
-        size_t ran = step(e);
+        size_t ran = env_step(e);
         assert_true(ran > 0);
         batches += (int)ran;
         assert_true(batches <= n);
@@ -128,12 +59,12 @@ static void test_budget_boundary(void **state) {
     /* 7 x len 8 = 56 tokens queued: not full yet */
     for (size_t i = 2; i < 9; i++)
         assert_int_equal(submit(e, i, 1, 8, 0, 0), KINFER_OK);
-    assert_int_equal(step(e), 0);
+    assert_int_equal(env_step(e), 0);
     /* the 8th makes 64 = budget: full, one batch of exactly 64 padded */
     assert_int_equal(submit(e, 9, 1, 8, 0, 0), KINFER_OK);
     /* a 9th of the same length would pass the budget by 8 tokens */
     assert_int_equal(submit(e, 10, 1, 8, 0, 0), KINFER_OK);
-    assert_int_equal(step(e), 1);
+    assert_int_equal(env_step(e), 1);
     assert_int_equal(e->fake.nbatches, 1);
     assert_int_equal(e->fake.batch_padded[0], 64);
     assert_int_equal(e->fake.batch_sizes[0], 8);
@@ -145,7 +76,7 @@ static void test_budget_boundary(void **state) {
         assert_int_equal(submit(e, i, 1, 8, 0, 0), KINFER_OK);
     assert_int_equal(submit(e, 17, 1, 9, 0, 0), KINFER_OK);
     fake_clock_set(&e->clock, now(e) + 1000000);
-    assert_int_equal(step(e), 1);
+    assert_int_equal(env_step(e), 1);
     assert_int_equal(e->fake.batch_padded[1], 56); /* 10..16: 7 x 8; 17 waits */
     assert_int_equal(e->reqs[16].batch_size, 7);
     assert_int_equal(e->reqs[17].completions, 0);
@@ -296,7 +227,7 @@ static void test_head_always_in_batch(void **state) {
                 head = i; /* ties on both: the lower id arrived first */
         }
         int before = e->fake.nbatches;
-        assert_int_equal(step(e), 1);
+        assert_int_equal(env_step(e), 1);
         assert_int_equal(e->fake.nbatches, before + 1);
         assert_int_equal(e->reqs[head].completions, 1);
         assert_int_equal(e->reqs[head].status, KINFER_OK);
@@ -321,7 +252,7 @@ static void test_urgent_request_not_held_back(void **state) {
         assert_int_equal(submit(e, 1, 1, 128, d_long, 0), KINFER_OK);
         for (size_t i = 2; i < 8; i++)
             assert_int_equal(submit(e, i, 1, 8, 0, 0), KINFER_OK);
-        assert_int_equal(step(e), 1);
+        assert_int_equal(env_step(e), 1);
         assert_int_equal(e->reqs[0].completions, 1);
         if (urgent) {
             /* in the first batch with the head, and in time */
@@ -334,7 +265,7 @@ static void test_urgent_request_not_held_back(void **state) {
             assert_int_equal(e->reqs[1].completions, 0);
             assert_int_equal(e->reqs[0].batch_size, 7);
             assert_int_equal(e->fake.batch_padded[0], 7 * 8);
-            assert_int_equal(step(e), 1);
+            assert_int_equal(env_step(e), 1);
             assert_int_equal(e->reqs[1].status, KINFER_OK);
         }
         env_free(e);
@@ -390,7 +321,7 @@ static void test_deadline_caps_tokens(void **state) {
             assert_int_equal(submit(e, base + i, 1, len, 0, 0), KINFER_OK);
         int done = e->sink.total;
         while (e->sink.total < done + 16)
-            assert_int_equal(step(e), 1);
+            assert_int_equal(env_step(e), 1);
     }
     const sched_latency *lat = &e->engine->models[0].latency;
     int64_t est1024 = sched_latency_estimate(lat, 1024);
@@ -402,7 +333,7 @@ static void test_deadline_caps_tokens(void **state) {
     assert_int_equal(submit(e, 200, 1, 64, t + 1800, 0), KINFER_OK);
     for (size_t i = 0; i < 31; i++)
         assert_int_equal(submit(e, 128 + i, 1, 64, 0, 0), KINFER_OK);
-    assert_int_equal(step(e), 1);
+    assert_int_equal(env_step(e), 1);
     assert_int_equal(e->reqs[200].status, KINFER_OK);
     assert_true(e->reqs[200].completed_at <= t + 1800);
     uint32_t p = e->fake.batch_padded[first];
@@ -426,7 +357,7 @@ static void test_pipelined_groups_too(void **state) {
     for (size_t i = 0; i < 48; i++)
         assert_int_equal(submit(e, i, 1, lens[i % 4], 0, 0), KINFER_OK);
     fake_clock_set(&e->clock, T0 + 1000000);
-    step(e); /* one run submits every batch back to back */
+    env_step(e); /* one run submits every batch back to back */
     assert_int_equal(e->sink.total, 48);
     assert_int_equal(e->fake.misuse, 0);
     assert_int_equal(e->fake.in_flight_peak, 2);
@@ -485,7 +416,7 @@ static void test_tensor_model_unchanged(void **state) {
     env_start(e);
     for (size_t i = 0; i < 8; i++)
         assert_int_equal(submit(e, i, 1, 1, 0, 0), KINFER_OK);
-    assert_int_equal(step(e), 1); /* full by rows */
+    assert_int_equal(env_step(e), 1); /* full by rows */
     assert_int_equal(e->fake.nbatches, 1);
     assert_int_equal(e->fake.batch_sizes[0], 8);
     for (int i = 0; i < 8; i++)
