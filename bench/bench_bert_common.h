@@ -106,13 +106,12 @@ static void bench_bert_close(bench_bert *b) {
     kinfer_model_destroy(b->m);
 }
 
-/* What bench_bert_run measured: per-batch latencies (sorted ascending,
- * owned; free with free()), and the totals over the timed batches. */
+/* What bench_bert_run measured over the timed batches. */
 typedef struct bench_bert_result {
-    int64_t *lat;
-    size_t nlat;
-    uint64_t sentences, tokens;
-    double wall_s;
+    size_t batches; /* latencies kept (at most maxlat) */
+    double sentences_per_s;
+    double p50_ms, p99_ms; /* nearest-rank, per batch */
+    double padded_tokens_per_text;
 } bench_bert_result;
 
 /* Runs `warmup` untimed batches, then timed batches of `batch` texts (one
@@ -178,12 +177,27 @@ static int bench_bert_run(const bench_bert *b, int batch, int warmup, double sec
     }
     free(window);
     qsort(lat, nlat, sizeof(int64_t), bench_cmp_i64);
-    res->lat = lat;
-    res->nlat = nlat;
-    res->sentences = sentences;
-    res->tokens = tokens;
-    res->wall_s = (double)(t_end - t_start) / 1e6;
+    double wall = (double)(t_end - t_start) / 1e6;
+    res->batches = nlat;
+    res->sentences_per_s = (double)sentences / wall;
+    res->p50_ms = (double)lat[bench_pct_index(nlat, 0.50)] / 1e3;
+    res->p99_ms = (double)lat[bench_pct_index(nlat, 0.99)] / 1e3;
+    res->padded_tokens_per_text = (double)tokens / (double)sentences;
+    free(lat);
     return 0;
+}
+
+/* The whole measurement: bench_bert_open, bench_bert_run, bench_bert_close.
+ * Returns 0, or the exit code (1) after printing the error. */
+static int bench_bert_measure(const char *texts_path, const kinfer_model_options *o,
+                              const char *device, int batch, int warmup, double seconds,
+                              size_t maxlat, bench_bert_result *res) {
+    bench_bert b;
+    int rc = bench_bert_open(&b, texts_path, o, device, batch);
+    if (rc == 0 && bench_bert_run(&b, batch, warmup, seconds, maxlat, res) != 0)
+        rc = 1;
+    bench_bert_close(&b);
+    return rc;
 }
 
 #endif

@@ -37,25 +37,14 @@ int main(int argc, char **argv) {
     }
     kinfer_model_options o = {
         .name = "bench", .kind = "bert", .path = argv[1], .cpu_threads = threads};
-    bench_bert b;
-    if (bench_bert_open(&b, argv[2], &o, "cpu", batch) != 0) {
-        bench_bert_close(&b);
-        return 1;
-    }
     /* Latency includes the request check (tokenizing) as a worker pays it. */
     bench_bert_result res;
-    if (bench_bert_run(&b, batch, 1, seconds, 1 << 16, &res) != 0) {
-        bench_bert_close(&b);
+    if (bench_bert_measure(argv[2], &o, "cpu", batch, 1, seconds, 1 << 16, &res) != 0)
         return 1;
-    }
     printf("{\"impl\": \"kinfer\", \"batch\": %d, \"threads\": %d, \"batches\": %zu, "
            "\"sentences_per_s\": %.1f, \"p50_ms\": %.2f, \"p99_ms\": %.2f, "
            "\"padded_tokens_per_text\": %.1f}\n",
-           batch, threads, res.nlat, (double)res.sentences / res.wall_s,
-           res.lat[bench_pct_index(res.nlat, 0.50)] / 1e3,
-           res.lat[bench_pct_index(res.nlat, 0.99)] / 1e3,
-           (double)res.tokens / (double)res.sentences);
-    free(res.lat);
-    bench_bert_close(&b);
+           batch, threads, res.batches, res.sentences_per_s, res.p50_ms, res.p99_ms,
+           res.padded_tokens_per_text);
     return 0;
 }
