@@ -1,8 +1,9 @@
 /* bench_bert_common.h — what the `bert` benches share (header-only: each
- * bench_*.c is its own executable): reading TEXTS.jsonl, the timed loop of
- * one B-text request per batch through the public model/replica seam, and
- * nearest-rank percentiles. Argument parsing, device choice and the JSON
- * line each bench prints stay in the benches. Not a test. */
+ * bench_*.c is its own executable): reading TEXTS.jsonl, loading the model
+ * with one replica, the timed loop of one B-text request per batch through
+ * the public model/replica seam, and the summary (throughput, nearest-rank
+ * p50/p99). Argument parsing, device choice and the JSON line each bench
+ * prints stay in the benches. Not a test. */
 #ifndef BENCH_BERT_COMMON_H
 #define BENCH_BERT_COMMON_H
 
