@@ -86,7 +86,7 @@ void kinfer_worker_backpressure_apply(kinfer_worker *w) {
     bp_walk bw = {w, atomic_load(&w->congested_mask), rd_kafka_topic_partition_list_new(8),
                   rd_kafka_topic_partition_list_new(8), 0};
     kinfer_worker_parts_foreach(w->parts, bp_visit, &bw);
-    char names[512];
+    char names[1024];
     if (bw.pause->cnt) {
         rd_kafka_pause_partitions(w->consumer, bw.pause);
         KINFER_LOGI("worker.pause",
@@ -123,7 +123,7 @@ void kinfer_worker_backpressure_assigned(kinfer_worker *w, kinfer_worker_part *p
         rd_kafka_resp_err_t rerr = rd_kafka_pause_partitions(w->consumer, one);
         if (!rerr && !one->elems[0].err) {
             part->paused = true;
-            char names[512];
+            char names[1024];
             KINFER_LOGI("worker.pause",
                         "partitions=1 in_flight=%lld bytes=%lld congested=%#llx over_limit=%d "
                         "parts=%s assigned=1",

@@ -24,9 +24,9 @@ from worker_helpers import Worker, consume_ids, decode, encode, produce_all, pro
 
 MODEL = "heavy-mlp"
 DIMS = (512, 4096, 4096, 512)  # about 40 MFLOP per request
-BACKLOG = 3000  # on the first two partitions, before the worker starts
+BACKLOG = 4000  # on the first two partitions, before the worker starts
 LATE = 100  # on each pair of partitions added while the model is congested
-ROUNDS = 3  # partition additions at most, until one lands while congested
+ROUNDS = 4  # partition additions at most, until one lands while congested
 
 
 def make_heavy_mlp(path, dims=DIMS, seed=11):
@@ -67,6 +67,7 @@ def _events(text):
         fields = dict(re.findall(r"(\w+)=(\S+)", m.group(2)))
         parts = set()
         if "parts" in fields:
+            assert not fields["parts"].endswith("..."), f"partition list truncated: {line}"
             parts = {(t, int(p)) for t, p in re.findall(r"([^,\[]+)\[(\d+)\]", fields["parts"])}
         out.append((m.group(1), fields, parts))
     return out
@@ -83,7 +84,7 @@ def _wait_for(pred, what, worker, timeout):
 
 def test_partitions_assigned_while_congested_start_paused(tmp_path, bootstrap, make_topic, admin,
                                                           kinfer_bin, schemas):
-    topic = make_topic(partitions=2)
+    topic = make_topic(partitions=2, hint="bp")  # short: the logs list its partitions
     replies = make_topic(partitions=3, hint="replies")
     group = "kinfer-test-bp-" + uuid.uuid4().hex[:8]
     model_path = make_heavy_mlp(tmp_path / "heavy.safetensors")
@@ -96,13 +97,14 @@ kafka = {{
     topics = ["{topic}"];
     commit_interval_ms = 200;
     assignment_strategy = "cooperative-sticky";
-    consumer_properties = ["session.timeout.ms=6000", "topic.metadata.refresh.interval.ms=500"];
+    consumer_properties = ["session.timeout.ms=6000", "topic.metadata.refresh.interval.ms=500",
+                           "fetch.wait.max.ms=10"];
 }};
 worker = {{ log_level = "info"; drain_timeout_ms = 10000; cpu_threads = 1; }};
 http = {{ listen = "127.0.0.1:{port}"; }};
 models = (
     {{ name = "{MODEL}"; kind = "mlp"; path = "{model_path}"; devices = ["cpu"];
-       max_batch_size = 8; max_queue_delay_us = 500; max_queue = 8; queue_low_watermark = 0; }}
+       max_batch_size = 8; max_queue_delay_us = 500; max_queue = 1024; queue_low_watermark = 0; }}
 );
 """)
     req = schemas["request"]
@@ -124,11 +126,18 @@ models = (
         # The topic gains two partitions while the backlog keeps the model
         # congested; the subscription picks them up at its next metadata
         # refresh and the group hands them to this worker. The model is
-        # congested most, not all, of the time: another pair is added
-        # (ROUNDS at most) until an assignment lands while it is.
+        # congested most, not all, of the time: a congestion lasts while the
+        # 1024-deep queue drains to empty (seconds), the refill after a
+        # resume takes up to about 0.5 s (librdkafka 2.0.2 restarts the fetch
+        # of a resumed partition on a 1 s cadence). Each pair is added just
+        # after a fresh pause, and another pair (ROUNDS at most) until an
+        # assignment lands while the model is congested.
         new, late = set(), []
         for r in range(ROUNDS):
             nparts = 4 + 2 * r
+            pauses = sum(k == "pause" for k, _, _ in _events(w.text()))
+            _wait_for(lambda: sum(k == "pause" for k, _, _ in _events(w.text())) > pauses,
+                      "a fresh pause", w, 30)
             admin.create_partitions([NewPartitions(topic, nparts)])[topic].result(timeout=30)
             wait_for_topics(admin, [topic], nparts)
             ids = [f"n{r}_{i}" for i in range(LATE)]
