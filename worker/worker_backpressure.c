@@ -116,8 +116,13 @@ void kinfer_worker_backpressure_assigned(kinfer_worker *w, kinfer_worker_part *p
      * before the assignment takes effect (librdkafka keeps an application
      * pause across assign), so that not even the first fetch of it reaches
      * the congested model. Waiting for the next loop turn would leave a
-     * window in which a burst of its messages could be consumed. */
-    if (w->over_limit || atomic_load(&w->congested_mask)) {
+     * window in which a burst of its messages could be consumed. Not while
+     * the consumer closes: nothing is fetched then, and a partition paused
+     * in that window must be resumed again in the revoke that follows,
+     * which librdkafka 2.0.2 can block on inside rd_kafka_consumer_close. */
+    bool closing = (w->opts.stop_flag && *w->opts.stop_flag) || atomic_load(&w->fatal) ||
+                   rd_kafka_consumer_closed(w->consumer);
+    if ((w->over_limit || atomic_load(&w->congested_mask)) && !closing) {
         rd_kafka_topic_partition_list_t *one = rd_kafka_topic_partition_list_new(1);
         rd_kafka_topic_partition_list_add(one, part->topic, part->partition);
         rd_kafka_resp_err_t rerr = rd_kafka_pause_partitions(w->consumer, one);
