@@ -145,6 +145,37 @@ static kinfer_err subscribe(kinfer_worker *w, kinfer_error *err) {
 
 /* The graceful half of a stop: everything accepted is finished or
  * abandoned, every finished reply acknowledged, the watermarks committed. */
+/* Leaves the assignment through ordinary polls before rd_kafka_consumer_close:
+ * with librdkafka 2.0.2, an incremental assign that arrives while close runs
+ * its own rebalance makes the revoke's rd_kafka_incremental_unassign block
+ * forever inside close (test_worker_backpressure_stop.py). Unsubscribing
+ * first lets the poll loop serve the assign and the revoke as usual; close
+ * then has nothing left to hand back. Messages still returned meanwhile are
+ * dropped unprocessed: their offsets are above the committed watermark, so
+ * the next owner reads them again. */
+static void unsubscribe_and_release(kinfer_worker *w, int64_t timeout_ms) {
+    rd_kafka_resp_err_t uerr = rd_kafka_unsubscribe(w->consumer);
+    if (uerr) {
+        KINFER_LOGW("worker.unsubscribe", "error=\"%s\"", rd_kafka_err2str(uerr));
+        return;
+    }
+    int64_t until = kinfer_mono_us() + timeout_ms * 1000;
+    while (kinfer_mono_us() < until) {
+        rd_kafka_topic_partition_list_t *assignment = NULL;
+        if (rd_kafka_assignment(w->consumer, &assignment) == RD_KAFKA_RESP_ERR_NO_ERROR) {
+            int left = assignment->cnt;
+            rd_kafka_topic_partition_list_destroy(assignment);
+            if (left == 0 && w->assigned_count == 0)
+                return;
+        }
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->consumer, 100);
+        if (m)
+            rd_kafka_message_destroy(m);
+    }
+    KINFER_LOGW("worker.unsubscribe", "still assigned after %lld ms; closing anyway",
+                (long long)timeout_ms);
+}
+
 static void drain_and_commit(kinfer_worker *w) {
     int64_t t0 = kinfer_mono_us();
     KINFER_LOGI("worker.draining", "in_flight=%lld drain_timeout_ms=%lld",
@@ -216,6 +247,7 @@ kinfer_err kinfer_worker_run(kinfer_worker *w, kinfer_error *err) {
     bool fatal = atomic_load(&w->fatal);
     KINFER_LOGI("worker.stopping", "reason=%s", fatal ? "fatal-error" : "signal");
     drain_and_commit(w);
+    unsubscribe_and_release(w, 10000);
     rd_kafka_resp_err_t cerr = rd_kafka_consumer_close(w->consumer);
     if (cerr)
         KINFER_LOGW("worker.close", "error=\"%s\"", rd_kafka_err2str(cerr));

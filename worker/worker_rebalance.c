@@ -246,9 +246,15 @@ static void on_revoke(kinfer_worker *w, rd_kafka_topic_partition_list_t *list, b
     }
     /* librdkafka keeps an application pause on a partition object across
      * unassign/assign: lift ours before letting go, so that a partition
-     * assigned back later is not silently left paused. */
+     * assigned back later is not silently left paused. Not while the
+     * consumer closes: the handle goes away with its pauses, and librdkafka
+     * 2.0.2 can block forever in rd_kafka_resume_partitions called from a
+     * revoke that rd_kafka_consumer_close serves right after an assign
+     * (test_worker_backpressure_stop.py). */
+    bool closing = rd_kafka_consumer_closed(w->consumer) ||
+                   (w->opts.stop_flag && *w->opts.stop_flag) || atomic_load(&w->fatal);
     rd_kafka_topic_partition_list_t *paused = rd_kafka_topic_partition_list_new(list->cnt);
-    for (int i = 0; i < list->cnt; i++) {
+    for (int i = 0; !closing && i < list->cnt; i++) {
         kinfer_worker_part *part =
             kinfer_worker_parts_find(w->parts, list->elems[i].topic, list->elems[i].partition);
         if (part && part->paused)

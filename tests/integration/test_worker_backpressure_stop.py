@@ -1,13 +1,13 @@
 """A worker stopped (SIGTERM) while the group hands it new partitions and
 its input is paused by backpressure must still stop by itself.
 
-Known broken (xfail, strict: it fails loudly once fixed, so the marker goes):
-with librdkafka 2.0.2 the worker deadlocks in rd_kafka_consumer_close. The
-incremental assign of the new partitions is served inside close, then the
-revoke that close triggers calls rd_kafka_resume_partitions for the
-partitions backpressure had paused (worker_rebalance.c on_revoke), and that
-call never returns (stack: on_revoke -> librdkafka cnd_wait). Reproduced
-every time; a second SIGTERM is needed to exit.
+Regression test: with librdkafka 2.0.2 the worker deadlocked in
+rd_kafka_consumer_close. The incremental assign of the new partitions was
+served inside close, and the revoke that close then ran blocked forever in
+rd_kafka_incremental_unassign (stack: on_revoke -> librdkafka cnd_wait); a
+second SIGTERM was needed to exit. Fixed in worker_loop.c: the worker
+unsubscribes and lets its poll loop serve the assign and the revoke before it
+closes (unsubscribe_and_release).
 """
 
 import signal
@@ -22,8 +22,6 @@ from test_worker_backpressure import DIMS, MODEL, make_heavy_mlp
 from worker_helpers import Worker, encode, produce_all, producer, request
 
 
-@pytest.mark.xfail(strict=True, reason="deadlock in close: resume in a revoke served by "
-                   "rd_kafka_consumer_close after an assign (librdkafka 2.0.2)")
 def test_stop_while_new_partitions_arrive_under_backpressure(tmp_path, bootstrap, make_topic,
                                                              admin, kinfer_bin, schemas):
     topic = make_topic(partitions=2, hint="bp-stop")
