@@ -26,6 +26,7 @@
 #include "convert_cuda.h"
 #include "fp_convert.h"
 #include "kinfer/kinfer_log.h"
+#include "kinfer_device.h"
 #include "status_cuda.h"
 
 /* cuBLAS workspace given up front so no GEMM shape allocates later. */
@@ -459,13 +460,7 @@ kinfer_err bert_cuda_replica_new(const bert_model *m, int device_index, uint32_t
     *out = NULL;
     kinfer_err rc = KINFER_OK;
     kinfer_dtype ctype;
-    if (!precision || strcmp(precision, "fp32") == 0)
-        ctype = KINFER_DTYPE_FP32;
-    else if (strcmp(precision, "fp16") == 0)
-        ctype = KINFER_DTYPE_FP16;
-    else if (strcmp(precision, "bf16") == 0)
-        ctype = KINFER_DTYPE_BF16;
-    else
+    if (!kinfer_precision_parse(precision, &ctype))
         return kinfer_error_set(err, KINFER_ERR_CONFIG,
                                 "cuda:%d: precision '%.16s' unknown (fp32, fp16 or bf16)",
                                 device_index, precision);

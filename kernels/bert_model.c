@@ -12,6 +12,7 @@
 #include "bert_model.h"
 #include "blas_cpu.h"
 #include "kinfer/kinfer_log.h"
+#include "kinfer_device.h"
 
 void bert_model_destroy(bert_model *m) {
     if (!m)
@@ -78,8 +79,8 @@ static kinfer_err kind_load(const kinfer_model_options *opts, void **impl, kinfe
     if (opts->activation || opts->output_activation)
         return kinfer_error_set(err, KINFER_ERR_CONFIG,
                                 "activation overrides do not apply to kind bert");
-    if (opts->precision && strcmp(opts->precision, "fp32") != 0 &&
-        strcmp(opts->precision, "fp16") != 0 && strcmp(opts->precision, "bf16") != 0)
+    kinfer_dtype precision_dtype;
+    if (!kinfer_precision_parse(opts->precision, &precision_dtype))
         return kinfer_error_set(err, KINFER_ERR_CONFIG, "precision \"%s\" (fp32, fp16, bf16)",
                                 opts->precision);
     bert_model *m;

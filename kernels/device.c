@@ -64,3 +64,15 @@ int kinfer_cuda_device_count(void) {
     return 0;
 #endif
 }
+
+bool kinfer_precision_parse(const char *precision, kinfer_dtype *out) {
+    if (!precision || strcmp(precision, "fp32") == 0)
+        *out = KINFER_DTYPE_FP32;
+    else if (strcmp(precision, "fp16") == 0)
+        *out = KINFER_DTYPE_FP16;
+    else if (strcmp(precision, "bf16") == 0)
+        *out = KINFER_DTYPE_BF16;
+    else
+        return false;
+    return true;
+}

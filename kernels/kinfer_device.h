@@ -8,6 +8,7 @@
 #include <stdbool.h>
 
 #include "kinfer/kinfer_error.h"
+#include "kinfer/kinfer_tensor.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -41,6 +42,11 @@ int kinfer_cuda_device_count(void);
 
 /* True when this build links a CUDA backend (KINFER_HAVE_CUDA). */
 bool kinfer_cuda_built(void);
+
+/* Parses a model's GPU `precision`: NULL or "fp32" -> FP32, "fp16" -> FP16,
+ * "bf16" -> BF16. Returns false for anything else. The one place that knows
+ * the spellings, used by every model kind and backend. */
+bool kinfer_precision_parse(const char *precision, kinfer_dtype *out);
 
 #ifdef __cplusplus
 }

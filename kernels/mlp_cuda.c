@@ -25,6 +25,7 @@
 #include "bias_act_cuda.h"
 #include "convert_cuda.h"
 #include "kinfer/kinfer_log.h"
+#include "kinfer_device.h"
 #include "mlp_model.h"
 #include "status_cuda.h"
 
@@ -400,13 +401,7 @@ kinfer_err mlp_cuda_replica_new(const mlp_model *model, int device_index, uint32
     *out = NULL;
     kinfer_err rc = KINFER_OK;
     kinfer_dtype ctype;
-    if (!precision || strcmp(precision, "fp32") == 0)
-        ctype = KINFER_DTYPE_FP32;
-    else if (strcmp(precision, "fp16") == 0)
-        ctype = KINFER_DTYPE_FP16;
-    else if (strcmp(precision, "bf16") == 0)
-        ctype = KINFER_DTYPE_BF16;
-    else
+    if (!kinfer_precision_parse(precision, &ctype))
         return kinfer_error_set(err, KINFER_ERR_CONFIG,
                                 "cuda:%d: precision '%.16s' unknown (fp32, fp16 or bf16)",
                                 device_index, precision);

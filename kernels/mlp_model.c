@@ -12,6 +12,7 @@
 
 #include "backend.h"
 #include "fp_convert.h"
+#include "kinfer_device.h"
 #include "model_registry.h"
 
 static const char *const act_names[KINFER_ACT_COUNT] = {
@@ -260,8 +261,8 @@ static kinfer_err resolve_activations(mlp_model *m, const kinfer_model_options *
 kinfer_err mlp_model_load(const kinfer_model_options *opts, mlp_model **out, kinfer_error *err) {
     *out = NULL;
     const char *precision = opts->precision ? opts->precision : "fp32";
-    if (strcmp(precision, "fp32") != 0 && strcmp(precision, "fp16") != 0 &&
-        strcmp(precision, "bf16") != 0)
+    kinfer_dtype precision_dtype;
+    if (!kinfer_precision_parse(precision, &precision_dtype))
         return kinfer_error_set(err, KINFER_ERR_CONFIG,
                                 "%s: precision '%.32s', expected fp32, fp16 or bf16", opts->path,
                                 precision);
