@@ -1,9 +1,10 @@
 /* backend.h — the internal backend table: what a model kind returns when it
- * is placed on a device, and the entry points each backend provides.
- * kinfer_replica_new (kinfer_model.c) parses the device text with
- * kinfer_device_parse, rejects CUDA devices the build or machine lacks, and
- * calls the kind's replica_new (model_registry.h), which picks the
- * backend below. Not public API: the scheduler sees only kinfer_model.h. */
+ * is placed on a device (a kinfer_replica_impl whose ops each backend of
+ * each kind provides). kinfer_replica_new (kinfer_model.c) parses the
+ * device text with kinfer_device_parse, rejects CUDA devices the build or
+ * machine lacks, and calls the kind's replica_new (model_registry.h), which
+ * picks its backend. Kind-neutral: each kind declares its backends in its
+ * own folder. Not public API: the scheduler sees only kinfer_model.h. */
 #ifndef KINFER_BACKEND_H
 #define KINFER_BACKEND_H
 
@@ -11,14 +12,13 @@
 #include <stdint.h>
 
 #include "kinfer/kinfer_error.h"
-#include "kinfer_model.h"
+#include "kinfer/kinfer_model.h"
 
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef struct kinfer_replica_impl kinfer_replica_impl;
-typedef struct mlp_model mlp_model;
 
 /* One table per backend x kind (e.g. mlp on cpu, mlp on cuda). */
 typedef struct kinfer_replica_ops {
@@ -52,6 +52,16 @@ typedef struct kinfer_replica_ops {
     /* Batches submit may have outstanding, 1..KINFER_REPLICA_MAX_IN_FLIGHT
      * (0 reads as 1); ignored without submit. */
     uint32_t max_in_flight;
+
+    /* Generative replicas (kind llm) only, NULL otherwise: the KV pool
+     * (kinfer_replica_kv_alloc) and one forward step (kinfer_replica_step).
+     * The generic layer has checked the step's shape (n >= 1, ntokens >= 1,
+     * total <= max_rows, pointers, positions within the context, token ids
+     * within the vocabulary, tables long enough); the backend checks block
+     * indexes against its pool. No allocation per step. */
+    kinfer_err (*kv_alloc)(kinfer_replica_impl *impl, uint32_t nblocks, kinfer_error *err);
+    kinfer_err (*step)(kinfer_replica_impl *impl, kinfer_step_seq *seqs, size_t n,
+                       kinfer_error *err);
 } kinfer_replica_ops;
 
 /* The most batches any backend keeps in flight (the generic layer's ring). */
@@ -63,31 +73,16 @@ struct kinfer_replica_impl {
     const kinfer_replica_ops *ops;
 };
 
-/* --- CPU backend (always built) ------------------------------------------ */
+/* Each kind declares its own replica constructors in its folder
+ * (mlp/mlp_model.h, bert/bert_model.h, bert/bert_cuda.h); this header is
+ * kind-neutral. */
 
-/* mlp on the CPU: OpenBLAS sgemm + bias_act_cpu.c. The model must outlive
- * the replica. max_rows >= 1. Errors: NOMEM, INVALID_ARG (sizes overflow). */
-kinfer_err mlp_cpu_replica_new(const mlp_model *model, uint32_t max_rows, kinfer_replica_impl **out,
-                               kinfer_error *err);
-
-/* --- CUDA backend (only with KINFER_HAVE_CUDA; files *_cuda.c / *.cu) ----- */
+/* --- CUDA (only with KINFER_HAVE_CUDA; files *_cuda.c / *.cu) ------------- */
 #ifdef KINFER_HAVE_CUDA
 /* Devices the CUDA runtime reports (cudaGetDeviceCount); 0 when it fails
  * or there are none. Must be cheap to call repeatedly and thread-safe.
  * kinfer_cuda_device_count() returns this. */
 int kinfer_cuda_backend_device_count(void);
-
-/* mlp on CUDA device `device_index` (already checked < device count):
- * uploads the FP32 host weights of `model` (converting to `precision`:
- * "fp32", "fp16" or "bf16", already validated by the loader), allocates
- * device and pinned host buffers for max_rows rows, creates its stream and
- * cuBLAS handle per staging slot (two: submit/collect, max_in_flight 2).
- * It uses mlp_batch_prepare / mlp_batch_pack / mlp_batch_set_outputs
- * (mlp_model.h) so CPU and CUDA agree on item handling. The model must outlive the replica. Errors:
- * KINFER_ERR_DEVICE (naming the CUDA call, file and line), KINFER_ERR_NOMEM. */
-kinfer_err mlp_cuda_replica_new(const mlp_model *model, int device_index, uint32_t max_rows,
-                                const char *precision, kinfer_replica_impl **out,
-                                kinfer_error *err);
 #endif
 
 #ifdef __cplusplus

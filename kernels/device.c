@@ -1,11 +1,12 @@
 /* device.c — parses device names ("cpu", "cuda:N") for the whole program and
  * reports the CUDA device count (0 in builds without the CUDA backend).
  * Presence checks and backend choice live in kinfer_model.c. */
-#include "kinfer_device.h"
+#include "kinfer/kinfer_device.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "ops/dense_cpu.h"
 #ifdef KINFER_HAVE_CUDA
 #include "backend.h"
 #endif
@@ -72,7 +73,13 @@ bool kinfer_precision_parse(const char *precision, kinfer_dtype *out) {
         *out = KINFER_DTYPE_FP16;
     else if (strcmp(precision, "bf16") == 0)
         *out = KINFER_DTYPE_BF16;
+    else if (strcmp(precision, "int8") == 0)
+        *out = KINFER_DTYPE_INT8;
     else
         return false;
     return true;
+}
+
+const char *kinfer_cpu_dense_isa(void) {
+    return kinfer_dense_isa();
 }

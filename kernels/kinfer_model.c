@@ -2,14 +2,14 @@
  * checks, then dispatch through the kind table (model_registry.c) and the
  * backend ops (backend.h). Holds no kind- or device-specific logic beyond
  * "is this CUDA device present in this build and machine". */
-#include "kinfer_model.h"
+#include "kinfer/kinfer_model.h"
 
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "backend.h"
-#include "kinfer_device.h"
+#include "kinfer/kinfer_device.h"
 #include "model_registry.h"
 
 struct kinfer_model {
@@ -79,11 +79,19 @@ void kinfer_model_destroy(kinfer_model *model) {
 }
 
 const char *kinfer_model_kind(const kinfer_model *model) {
-    return model->ops->kind;
+    return model->ops->info.name;
 }
 
 const char *kinfer_model_describe(const kinfer_model *model) {
     return model->describe;
+}
+
+void kinfer_model_info_get(const kinfer_model *model, kinfer_model_info *info) {
+    memset(info, 0, sizeof *info);
+    if (model->ops->io)
+        model->ops->io(model->impl, info);
+    info->kind = model->ops->info.name;
+    info->description = model->describe;
 }
 
 kinfer_err kinfer_model_check_request(const kinfer_model *model, const kinfer_tensor *inputs,
@@ -180,6 +188,12 @@ kinfer_err kinfer_replica_submit(kinfer_replica *replica, kinfer_batch_item *ite
                                 "model '%s' on %s: batch of %llu rows exceeds max_rows %u",
                                 replica->model->name, replica->device.name,
                                 (unsigned long long)rows, replica->max_rows);
+    if (replica->model->ops->gen)
+        return kinfer_error_set(err, KINFER_ERR_UNSUPPORTED,
+                                "model '%s' on %s: kind %s is generative: it runs per step "
+                                "(kinfer_replica_step), not per batch",
+                                replica->model->name, replica->device.name,
+                                replica->model->ops->info.name);
     const kinfer_replica_ops *ops = replica->impl->ops;
     /* An empty batch never reaches the backend; it is collected as done. */
     bool backend = ops->submit && nitems > 0;
@@ -231,4 +245,110 @@ kinfer_err kinfer_replica_execute(kinfer_replica *replica, kinfer_batch_item *it
     if (rc != KINFER_OK)
         return rc;
     return kinfer_replica_collect(replica, NULL, err);
+}
+
+/* ---- generative models ------------------------------------------------------ */
+
+bool kinfer_model_gen_info(const kinfer_model *model, kinfer_gen_info *info) {
+    if (!model->ops->gen)
+        return false;
+    model->ops->gen->info(model->impl, info);
+    return true;
+}
+
+static kinfer_err not_generative(const kinfer_model *model, kinfer_error *err) {
+    return kinfer_error_set(err, KINFER_ERR_UNSUPPORTED, "model '%s': kind %s is not generative",
+                            model->name, model->ops->info.name);
+}
+
+kinfer_err kinfer_model_gen_tokenize(const kinfer_model *model, kinfer_str prompt,
+                                     const kinfer_chat_message *messages, size_t nmessages,
+                                     int32_t **ids, size_t *nids, kinfer_error *err) {
+    *ids = NULL;
+    *nids = 0;
+    if (!model->ops->gen)
+        return not_generative(model, err);
+    if ((prompt.len && !prompt.ptr) || (nmessages && !messages))
+        return kinfer_error_set(err, KINFER_ERR_INVALID_ARG,
+                                "model '%s': tokenize with a NULL prompt or messages", model->name);
+    return model->ops->gen->tokenize(model->impl, prompt, messages, nmessages, ids, nids, err);
+}
+
+size_t kinfer_model_gen_token_bytes(const kinfer_model *model, int32_t id, bool special, char *out,
+                                    size_t cap) {
+    if (!model->ops->gen)
+        return 0;
+    return model->ops->gen->token_bytes(model->impl, id, special, out, cap);
+}
+
+kinfer_err kinfer_replica_kv_alloc(kinfer_replica *replica, uint32_t nblocks, kinfer_error *err) {
+    const kinfer_replica_ops *ops = replica->impl->ops;
+    if (!replica->model->ops->gen || !ops->kv_alloc)
+        return not_generative(replica->model, err);
+    if (nblocks == 0)
+        return kinfer_error_set(err, KINFER_ERR_INVALID_ARG,
+                                "model '%s' on %s: a KV pool needs at least one block",
+                                replica->model->name, replica->device.name);
+    kinfer_err rc = ops->kv_alloc(replica->impl, nblocks, err);
+    if (rc != KINFER_OK)
+        return kinfer_error_prefix(err, "model '%s' on %s", replica->model->name,
+                                   replica->device.name);
+    return KINFER_OK;
+}
+
+/* The shape checks every backend trusts (backend.h). */
+static kinfer_err check_step(const kinfer_replica *replica, const kinfer_step_seq *seqs, size_t n,
+                             kinfer_error *err) {
+    kinfer_gen_info info;
+    kinfer_model_gen_info(replica->model, &info);
+    if (n == 0 || !seqs)
+        return kinfer_error_set(err, KINFER_ERR_INVALID_ARG, "a step needs at least one sequence");
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        const kinfer_step_seq *s = &seqs[i];
+        if (s->ntokens == 0 || !s->tokens || !s->blocks)
+            return kinfer_error_set(err, KINFER_ERR_INVALID_ARG, "step sequence %zu: %s", i,
+                                    s->ntokens == 0 ? "no tokens fed"
+                                    : !s->tokens    ? "tokens is NULL"
+                                                    : "blocks is NULL");
+        uint64_t end = (uint64_t)s->pos + s->ntokens;
+        if (end > info.context_length)
+            return kinfer_error_set(err, KINFER_ERR_INVALID_ARG,
+                                    "step sequence %zu: positions up to %llu exceed the context "
+                                    "length %u",
+                                    i, (unsigned long long)end, info.context_length);
+        uint64_t need = (end + info.kv_block_tokens - 1) / info.kv_block_tokens;
+        if (s->nblocks < need)
+            return kinfer_error_set(err, KINFER_ERR_INVALID_ARG,
+                                    "step sequence %zu: %u blocks cannot hold positions [0, %llu) "
+                                    "(%llu needed at %u tokens per block)",
+                                    i, s->nblocks, (unsigned long long)end,
+                                    (unsigned long long)need, info.kv_block_tokens);
+        for (uint32_t t = 0; t < s->ntokens; t++)
+            if (s->tokens[t] < 0 || (uint32_t)s->tokens[t] >= info.vocab_size)
+                return kinfer_error_set(err, KINFER_ERR_INVALID_ARG,
+                                        "step sequence %zu: token %u (id %d) is outside the "
+                                        "vocabulary [0, %u)",
+                                        i, t, s->tokens[t], info.vocab_size);
+        total += s->ntokens;
+    }
+    if (total > replica->max_rows)
+        return kinfer_error_set(err, KINFER_ERR_INVALID_ARG,
+                                "a step of %llu tokens exceeds max_rows %u",
+                                (unsigned long long)total, replica->max_rows);
+    return KINFER_OK;
+}
+
+kinfer_err kinfer_replica_step(kinfer_replica *replica, kinfer_step_seq *seqs, size_t n,
+                               kinfer_error *err) {
+    const kinfer_replica_ops *ops = replica->impl->ops;
+    if (!replica->model->ops->gen || !ops->step)
+        return not_generative(replica->model, err);
+    kinfer_err rc = check_step(replica, seqs, n, err);
+    if (rc == KINFER_OK)
+        rc = ops->step(replica->impl, seqs, n, err);
+    if (rc != KINFER_OK)
+        return kinfer_error_prefix(err, "model '%s' on %s", replica->model->name,
+                                   replica->device.name);
+    return KINFER_OK;
 }

@@ -1,8 +1,10 @@
 /* kinfer_error.h — the one error type of kinfer.
  *
  * Every fallible function returns a kinfer_err and, given a non-NULL
- * kinfer_error, fills a readable message plus retriable/fatal flags so the
- * caller can choose between retry, error reply, dead letter and shutdown.
+ * kinfer_error, fills a readable message plus retriable/fatal flags, taken
+ * from one per-code table (common/kinfer_error.c), so the caller can choose
+ * between retry, error reply, dead letter and shutdown (the worker does:
+ * kinfer_worker_failure_action in worker/worker_msg.c).
  * Not a logging facility: callers decide what to print. */
 #ifndef KINFER_ERROR_H
 #define KINFER_ERROR_H
@@ -42,8 +44,8 @@ typedef enum kinfer_err {
 
 typedef struct kinfer_error {
     kinfer_err code;
-    bool retriable; /* trying the same thing again may succeed */
-    bool fatal;     /* the process cannot go on safely */
+    bool retriable; /* trying the same thing again may succeed (the code's flag) */
+    bool fatal;     /* the process cannot go on safely (the code's flag) */
     char msg[KINFER_ERROR_MSG_MAX];
 } kinfer_error;
 
@@ -53,8 +55,12 @@ const char *kinfer_err2str(kinfer_err code);
  * wire-mapped codes). Never NULL. */
 const char *kinfer_err2name(kinfer_err code);
 
-/* Fills err (if non-NULL) with code and a printf-formatted message;
- * clears the flags. Returns code so callers can `return kinfer_error_set(...)`. */
+/* The per-code flags (false for an unknown code). */
+bool kinfer_err_retriable(kinfer_err code);
+bool kinfer_err_fatal(kinfer_err code);
+
+/* Fills err (if non-NULL) with code, the code's flags and a printf-formatted
+ * message. Returns code so callers can `return kinfer_error_set(...)`. */
 kinfer_err kinfer_error_set(kinfer_error *err, kinfer_err code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
@@ -66,8 +72,9 @@ kinfer_err kinfer_error_prefix(kinfer_error *err, const char *fmt, ...)
 void kinfer_error_clear(kinfer_error *err);
 
 /* Index into the wire Status enum {OK, INVALID_REQUEST, MODEL_NOT_FOUND,
- * DEADLINE_EXCEEDED, OVERLOADED, INTERNAL_ERROR}. Local errors map to
- * INTERNAL_ERROR (5), except DECODE/TOO_LARGE/UNSUPPORTED -> INVALID_REQUEST. */
+ * DEADLINE_EXCEEDED, OVERLOADED, INTERNAL_ERROR}, from the per-code table.
+ * Local errors map to INTERNAL_ERROR (5), except DECODE/TOO_LARGE/UNSUPPORTED
+ * -> INVALID_REQUEST. */
 int kinfer_err_to_wire_status(kinfer_err code);
 kinfer_err kinfer_err_from_wire_status(int status);
 
