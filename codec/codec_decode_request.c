@@ -6,10 +6,16 @@
 
 kinfer_err kinfer_codec_request_decode(kinfer_codec_decoder *dec, const uint8_t *msg, size_t len,
                                        kinfer_codec_request *out, kinfer_error *err) {
+    return kinfer_codec_request_decode_as(dec, msg, len, NULL, out, err);
+}
+
+kinfer_err kinfer_codec_request_decode_as(kinfer_codec_decoder *dec, const uint8_t *msg, size_t len,
+                                          const kinfer_codec_resolution *writer,
+                                          kinfer_codec_request *out, kinfer_error *err) {
     memset(out, 0, sizeof(*out));
     codec_reader r;
-    kinfer_err rc =
-        codec_decode_begin(dec, msg, len, KINFER_CODEC_SCHEMA_REQUEST, &out->frame, &r, err);
+    kinfer_err rc = codec_decode_begin(dec, msg, len, KINFER_CODEC_SCHEMA_REQUEST, writer,
+                                       &out->frame, &r, err);
     if (rc != KINFER_OK)
         return rc;
     const kinfer_codec_limits *lim = &dec->limits;
@@ -47,6 +53,9 @@ kinfer_err kinfer_codec_request_decode(kinfer_codec_decoder *dec, const uint8_t 
     codec_check_text(dec, out->reply_to, lim->max_name_bytes, "reply_to");
 
     if ((rc = codec_decode_params(dec, &r, &out->params, &out->nparams)) != KINFER_OK)
+        return rc;
+    /* A v1 request ends here; the generation fields take their defaults. */
+    if ((rc = codec_decode_request_gen(dec, &r, out)) != KINFER_OK)
         return rc;
 
     rc = codec_decode_end(dec, &r, err);

@@ -5,10 +5,16 @@
 
 kinfer_err kinfer_codec_response_decode(kinfer_codec_decoder *dec, const uint8_t *msg, size_t len,
                                         kinfer_codec_response *out, kinfer_error *err) {
+    return kinfer_codec_response_decode_as(dec, msg, len, NULL, out, err);
+}
+
+kinfer_err kinfer_codec_response_decode_as(kinfer_codec_decoder *dec, const uint8_t *msg,
+                                           size_t len, const kinfer_codec_resolution *writer,
+                                           kinfer_codec_response *out, kinfer_error *err) {
     memset(out, 0, sizeof(*out));
     codec_reader r;
-    kinfer_err rc =
-        codec_decode_begin(dec, msg, len, KINFER_CODEC_SCHEMA_RESPONSE, &out->frame, &r, err);
+    kinfer_err rc = codec_decode_begin(dec, msg, len, KINFER_CODEC_SCHEMA_RESPONSE, writer,
+                                       &out->frame, &r, err);
     if (rc != KINFER_OK)
         return rc;
     const kinfer_codec_limits *lim = &dec->limits;
@@ -51,6 +57,9 @@ kinfer_err kinfer_codec_response_decode(kinfer_codec_decoder *dec, const uint8_t
         (rc = codec_read_long(&r, "source.offset", &src->offset)) != KINFER_OK)
         return rc;
     codec_check_text(dec, src->topic, lim->max_name_bytes, "source.topic");
+    /* A v1 response ends here. */
+    if ((rc = codec_decode_response_gen(dec, &r, out)) != KINFER_OK)
+        return rc;
 
     rc = codec_decode_end(dec, &r, err);
     out->outputs = dec->ntensors ? dec->tensors : NULL;

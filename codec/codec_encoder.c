@@ -1,10 +1,14 @@
 /* codec_encoder.c — encodes InferenceResponse (the worker's replies) and
  * InferenceRequest (`kinfer send` / `kinfer bench`) into one reused, growable
  * buffer, with the chosen framing. Inputs are checked, not trusted: a tensor
- * whose shape and data disagree is refused rather than put on the wire. */
+ * whose shape and data disagree, or a string that is not valid UTF-8 (which
+ * every Avro reader would throw on), is refused rather than put on the
+ * wire. Repairing text is the caller's choice (kinfer_codec_utf8_repair). */
 #include "codec_avro.h"
-#include "kinfer_codec.h"
+#include "codec_encode_gen.h"
+#include "kinfer/kinfer_codec.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -51,10 +55,31 @@ static kinfer_err write_frame(codec_buf *b, const kinfer_codec_frame *frame,
                             (int)frame->framing);
 }
 
-static void write_opt_str(codec_buf *b, bool has, kinfer_str s) {
+/* Writes an Avro string after checking it is valid UTF-8; the field path
+ * (a printf format) is only formatted when it is not. */
+static kinfer_err write_text(codec_buf *b, kinfer_str s, kinfer_error *err, const char *path_fmt,
+                             ...) __attribute__((format(printf, 4, 5)));
+static kinfer_err write_text(codec_buf *b, kinfer_str s, kinfer_error *err, const char *path_fmt,
+                             ...) {
+    size_t bad;
+    if (!codec_utf8_valid(s.ptr, s.len, &bad)) {
+        char path[96];
+        va_list ap;
+        va_start(ap, path_fmt);
+        vsnprintf(path, sizeof path, path_fmt, ap);
+        va_end(ap);
+        return kinfer_error_set(err, KINFER_ERR_INVALID_ARG,
+                                "%s: invalid UTF-8 at byte %zu (Avro strings are UTF-8)", path,
+                                bad);
+    }
+    codec_write_str(b, s);
+    return KINFER_OK;
+}
+
+static kinfer_err write_opt_text(codec_buf *b, bool has, kinfer_str s, const char *field,
+                                 kinfer_error *err) {
     codec_write_long(b, has ? 1 : 0);
-    if (has)
-        codec_write_str(b, s);
+    return has ? write_text(b, s, err, "%s", field) : KINFER_OK;
 }
 
 static kinfer_err write_tensors(codec_buf *b, const kinfer_tensor *ts, size_t n, const char *field,
@@ -91,7 +116,9 @@ static kinfer_err write_tensors(codec_buf *b, const kinfer_tensor *ts, size_t n,
                                     field, i);
         if ((t->nbytes && !t->data) || (t->nstrings && !t->strings))
             return kinfer_error_set(err, KINFER_ERR_INVALID_ARG, "%s[%zu]: NULL data", field, i);
-        codec_write_str(b, t->name);
+        kinfer_err rc = write_text(b, t->name, err, "%s[%zu].name", field, i);
+        if (rc != KINFER_OK)
+            return rc;
         codec_write_long(b, t->dtype);
         if (t->ndim) {
             codec_write_long(b, t->ndim);
@@ -103,7 +130,9 @@ static kinfer_err write_tensors(codec_buf *b, const kinfer_tensor *ts, size_t n,
         if (t->nstrings) {
             codec_write_long(b, (int64_t)t->nstrings);
             for (size_t k = 0; k < t->nstrings; k++)
-                codec_write_str(b, t->strings[k]);
+                if ((rc = write_text(b, t->strings[k], err, "%s[%zu].strings[%zu]", field, i, k)) !=
+                    KINFER_OK)
+                    return rc;
         }
         codec_write_long(b, 0);
     }
@@ -138,21 +167,26 @@ kinfer_err kinfer_codec_response_encode(kinfer_codec_encoder *enc,
     kinfer_err rc = write_frame(b, frame, KINFER_CODEC_SCHEMA_RESPONSE, err);
     if (rc != KINFER_OK)
         return rc;
-    codec_write_str(b, resp->id);
-    codec_write_str(b, resp->model);
-    write_opt_str(b, resp->has_model_version, resp->model_version);
+    if ((rc = write_text(b, resp->id, err, "id")) != KINFER_OK ||
+        (rc = write_text(b, resp->model, err, "model")) != KINFER_OK ||
+        (rc = write_opt_text(b, resp->has_model_version, resp->model_version, "model_version",
+                             err)) != KINFER_OK)
+        return rc;
     codec_write_long(b, resp->status);
-    write_opt_str(b, resp->has_error, resp->error);
-    if ((rc = write_tensors(b, resp->outputs, resp->noutputs, "outputs", err)) != KINFER_OK)
+    if ((rc = write_opt_text(b, resp->has_error, resp->error, "error", err)) != KINFER_OK ||
+        (rc = write_tensors(b, resp->outputs, resp->noutputs, "outputs", err)) != KINFER_OK)
         return rc;
     codec_write_long(b, resp->timing.queue_us);
     codec_write_long(b, resp->timing.compute_us);
     codec_write_long(b, resp->timing.batch_size);
-    codec_write_str(b, resp->timing.worker);
-    codec_write_str(b, resp->timing.device);
-    codec_write_str(b, resp->source.topic);
+    if ((rc = write_text(b, resp->timing.worker, err, "timing.worker")) != KINFER_OK ||
+        (rc = write_text(b, resp->timing.device, err, "timing.device")) != KINFER_OK ||
+        (rc = write_text(b, resp->source.topic, err, "source.topic")) != KINFER_OK)
+        return rc;
     codec_write_long(b, resp->source.partition);
     codec_write_long(b, resp->source.offset);
+    if ((rc = codec_encode_response_gen(b, resp, err)) != KINFER_OK)
+        return rc;
     return finish(b, out, out_len, err);
 }
 
@@ -169,23 +203,29 @@ kinfer_err kinfer_codec_request_encode(kinfer_codec_encoder *enc, const kinfer_c
     kinfer_err rc = write_frame(b, frame, KINFER_CODEC_SCHEMA_REQUEST, err);
     if (rc != KINFER_OK)
         return rc;
-    codec_write_str(b, req->id);
-    codec_write_str(b, req->model);
-    write_opt_str(b, req->has_model_version, req->model_version);
-    if ((rc = write_tensors(b, req->inputs, req->ninputs, "inputs", err)) != KINFER_OK)
+    if ((rc = write_text(b, req->id, err, "id")) != KINFER_OK ||
+        (rc = write_text(b, req->model, err, "model")) != KINFER_OK ||
+        (rc = write_opt_text(b, req->has_model_version, req->model_version, "model_version",
+                             err)) != KINFER_OK ||
+        (rc = write_tensors(b, req->inputs, req->ninputs, "inputs", err)) != KINFER_OK)
         return rc;
     codec_write_long(b, req->has_deadline ? 1 : 0);
     if (req->has_deadline)
         codec_write_long(b, req->deadline_ms);
     codec_write_long(b, req->priority);
-    write_opt_str(b, req->has_reply_to, req->reply_to);
+    if ((rc = write_opt_text(b, req->has_reply_to, req->reply_to, "reply_to", err)) != KINFER_OK)
+        return rc;
     if (req->nparams) {
         codec_write_long(b, (int64_t)req->nparams);
-        for (size_t i = 0; i < req->nparams; i++) {
-            codec_write_str(b, req->params[i].key);
-            codec_write_str(b, req->params[i].value);
-        }
+        for (size_t i = 0; i < req->nparams; i++)
+            if ((rc = write_text(b, req->params[i].key, err, "parameters[%zu].key", i)) !=
+                    KINFER_OK ||
+                (rc = write_text(b, req->params[i].value, err, "parameters[%zu].value", i)) !=
+                    KINFER_OK)
+                return rc;
     }
     codec_write_long(b, 0);
+    if ((rc = codec_encode_request_gen(b, req, err)) != KINFER_OK)
+        return rc;
     return finish(b, out, out_len, err);
 }

@@ -8,7 +8,7 @@
  * a negative length, which no valid Avro string has, so C3 01 always means
  * single-object (and C3 followed by anything else is a broken header). */
 #include "codec_avro.h"
-#include "kinfer_codec.h"
+#include "kinfer/kinfer_codec.h"
 
 #include <stdio.h>
 
@@ -92,7 +92,7 @@ kinfer_err kinfer_codec_frame_strip(const uint8_t *msg, size_t len, kinfer_codec
         uint64_t want = kinfer_codec_schema_fingerprint(schema);
         frame->framing = KINFER_CODEC_FRAMING_SINGLE_OBJECT;
         frame->fingerprint = fp;
-        if (fp != want)
+        if (fp != want) /* the decoder then looks among the released versions */
             return kinfer_error_set(err, KINFER_ERR_UNSUPPORTED,
                                     "framing: single-object fingerprint 0x%016llx is not %s "
                                     "(0x%016llx)",

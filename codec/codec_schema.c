@@ -2,7 +2,7 @@
  * and the CRC-64-AVRO (Rabin) fingerprint, implemented from the Avro spec
  * because avro-c 1.11 has neither. The fingerprint is what single-object
  * framing carries. Not a schema validator: it canonicalises what it is given. */
-#include "kinfer_codec.h"
+#include "kinfer/kinfer_codec.h"
 
 #include <jansson.h>
 #include <pthread.h>
@@ -15,6 +15,8 @@
 /* Generated at configure time from the schemas/ .avsc files (codec/CMakeLists.txt). */
 extern const char codec_embedded_request_avsc[];
 extern const char codec_embedded_response_avsc[];
+extern const char codec_embedded_request_v1_avsc[];
+extern const char codec_embedded_response_v1_avsc[];
 
 /* ---- CRC-64-AVRO ---------------------------------------------------------- */
 
@@ -297,12 +299,14 @@ kinfer_err kinfer_codec_canonical_form(const char *schema_json, char **out, kinf
 /* ---- the two kinfer schemas, computed once -------------------------------- */
 
 static pthread_once_t schema_once = PTHREAD_ONCE_INIT;
-static char *schema_canonical[2];
-static uint64_t schema_fp[2];
+/* [0..1]: the current request and response schemas; [2..3]: v1's. */
+static char *schema_canonical[4];
+static uint64_t schema_fp[4];
 
 static void schema_init(void) {
-    const char *src[2] = {codec_embedded_request_avsc, codec_embedded_response_avsc};
-    for (int i = 0; i < 2; i++) {
+    const char *src[4] = {codec_embedded_request_avsc, codec_embedded_response_avsc,
+                          codec_embedded_request_v1_avsc, codec_embedded_response_v1_avsc};
+    for (int i = 0; i < 4; i++) {
         if (kinfer_codec_canonical_form(src[i], &schema_canonical[i], NULL) == KINFER_OK)
             schema_fp[i] =
                 kinfer_codec_crc64_avro(schema_canonical[i], strlen(schema_canonical[i]));
@@ -322,4 +326,14 @@ const char *kinfer_codec_schema_canonical(kinfer_codec_schema schema) {
 uint64_t kinfer_codec_schema_fingerprint(kinfer_codec_schema schema) {
     pthread_once(&schema_once, schema_init);
     return schema_fp[schema == KINFER_CODEC_SCHEMA_RESPONSE];
+}
+
+uint64_t kinfer_codec_schema_fingerprint_v1(kinfer_codec_schema schema) {
+    pthread_once(&schema_once, schema_init);
+    return schema_fp[2 + (schema == KINFER_CODEC_SCHEMA_RESPONSE)];
+}
+
+const char *kinfer_codec_schema_json_v1(kinfer_codec_schema schema) {
+    return schema == KINFER_CODEC_SCHEMA_RESPONSE ? codec_embedded_response_v1_avsc
+                                                  : codec_embedded_request_v1_avsc;
 }
