@@ -33,6 +33,17 @@
  *     with their EDF place, so each becomes urgent or the head in time:
  *     grouping only passes over requests that the latency estimate says
  *     can wait one more batch (an estimate, so not a guarantee).
+ * Bulk lane: the queue orders every online request before every bulk one
+ * (sched_queue.h), so the steps above take online requests first and bulk
+ * ones fill what is left. While the online lane is active (an online
+ * request queued, or one arrived within bulk_idle_us), bulk requests join a
+ * batch that holds online ones only while they add at most a tenth to its
+ * estimate, and a batch of bulk requests alone stays within bulk_slice_us
+ * (its head is taken whatever it costs), so an online arrival waits behind
+ * at most about one slice. An idle online lane leaves bulk batches as full
+ * as online ones. Gap batches (sched_batch_form_gap) run bulk requests, in
+ * arrival order, while queued online requests wait for company: they end
+ * before the online batch is due.
  * Cost per batch: O(W log W) for the window and its sort, O(log n) per
  * request taken. The latency estimate of a text model is learnt and asked in
  * padded tokens of the batch (rows for tensor models). */
@@ -46,6 +57,13 @@ typedef struct batch_acc {
     uint32_t max_len;
     size_t n;
 } batch_acc;
+
+/* The batch being formed: all of it, its online part, and the bulk cap. */
+typedef struct batch_form {
+    batch_acc all, online;
+    bool capped; /* the online lane is active: bulk requests are capped */
+    int64_t slice_us;
+} batch_form;
 
 static uint32_t clamp32(uint64_t v) {
     return v > UINT32_MAX ? UINT32_MAX : (uint32_t)v;
@@ -82,13 +100,16 @@ size_t sched_group_window(uint32_t max_batch_size) {
  * scaled to that share of rows and capped at max_batch_tokens (a request's
  * own padding is the best O(1) guess at a grouped batch's). */
 uint32_t sched_prospective_units(const sched_model *m) {
-    const sched_queue *q = &m->queue;
-    uint64_t rows = q->rows < m->max_batch_size ? q->rows : m->max_batch_size;
-    if (q->tokens == 0)
+    return sched_prospective_units_of(m, m->queue.rows, m->queue.tokens);
+}
+
+uint32_t sched_prospective_units_of(const sched_model *m, uint64_t qrows, uint64_t qtokens) {
+    uint64_t rows = qrows < m->max_batch_size ? qrows : m->max_batch_size;
+    if (qtokens == 0)
         return (uint32_t)rows;
-    double tok = (double)q->tokens;
-    if (q->rows > m->max_batch_size)
-        tok = tok * m->max_batch_size / (double)q->rows;
+    double tok = (double)qtokens;
+    if (qrows > m->max_batch_size)
+        tok = tok * m->max_batch_size / (double)qrows;
     if (m->max_batch_tokens > 0 && tok > m->max_batch_tokens)
         tok = m->max_batch_tokens;
     return tok >= UINT32_MAX ? UINT32_MAX : (uint32_t)tok;
@@ -130,12 +151,77 @@ static bool fits(const batch_acc *a, const sched_req *r, uint64_t row_cap, uint6
     return nrows <= row_cap && p <= tok_cap;
 }
 
-static void take(batch_acc *a, sched_replica *rep, sched_req *r) {
-    rep->reqs[a->n++] = r;
+static void acc_add(batch_acc *a, const sched_req *r) {
+    a->n++;
     a->rows += r->cost.rows;
     a->sum_tokens += r->cost.tokens;
     if (r->cost.max_len > a->max_len)
         a->max_len = r->cost.max_len;
+}
+
+static void take(batch_form *b, sched_replica *rep, sched_req *r) {
+    rep->reqs[b->all.n] = r;
+    acc_add(&b->all, r);
+    if (!r->bulk)
+        acc_add(&b->online, r);
+}
+
+/* Bulk lane (header): whether r may join a batch whose padded tokens with
+ * it are padded_after. Online requests and the first request always may;
+ * bulk ones add at most a tenth to an online batch's estimate, and keep a
+ * batch of bulk requests alone within the slice. */
+static bool bulk_fits(const sched_model *m, const batch_form *b, const sched_req *r,
+                      uint64_t padded_after) {
+    if (!r->bulk || !b->capped || b->all.n == 0)
+        return true;
+    bool text = r->cost.tokens > 0;
+    uint64_t units = text ? padded_after : b->all.rows + r->cost.rows;
+    int64_t est = sched_latency_estimate(&m->latency, clamp32(units));
+    if (b->online.n == 0)
+        return est <= b->slice_us;
+    uint64_t online = text ? padded_tokens(b->online.rows, b->online.max_len, b->online.sum_tokens)
+                           : b->online.rows;
+    int64_t online_est = sched_latency_estimate(&m->latency, clamp32(online));
+    return est <= sat_add(online_est, online_est / 10);
+}
+
+bool sched_batch_form_gap(sched_model *m, sched_replica *rep, int64_t now, int64_t budget_us) {
+    sched_queue *q = &m->queue;
+    batch_form b = {.capped = false, .slice_us = 0};
+    batch_acc *a = &b.all;
+    uint64_t tok_cap = m->max_batch_tokens > 0 ? m->max_batch_tokens : UINT64_MAX;
+    for (sched_req *r = sched_queue_lane_oldest(q, true); r;) {
+        sched_req *next = r->lane_newer;
+        uint64_t after;
+        if (!fits(a, r, m->max_batch_size, tok_cap, &after))
+            break;
+        uint64_t units = r->cost.tokens > 0 ? after : a->rows + r->cost.rows;
+        if (sched_latency_estimate(&m->latency, clamp32(units)) > budget_us)
+            break;
+        sched_queue_remove(q, r);
+        take(&b, rep, r);
+        r = next;
+    }
+    if (a->n == 0)
+        return false;
+    bool text = rep->reqs[0]->cost.tokens > 0;
+    rep->nreqs = a->n;
+    rep->rows = (uint32_t)a->rows;
+    rep->units =
+        text ? clamp32(padded_tokens(a->rows, a->max_len, a->sum_tokens)) : (uint32_t)a->rows;
+    rep->busy = true;
+    rep->assigned_at = now;
+    m->batches++;
+    m->rows += a->rows;
+    return true;
+}
+
+/* Whether the online lane counts as active at `now` (header). */
+static bool online_active(const sched_model *m, int64_t now) {
+    const sched_req *head = sched_queue_peek(&m->queue);
+    if (head && !head->bulk)
+        return true;
+    return m->last_online_us != INT64_MIN && now - m->last_online_us < m->bulk_idle_us;
 }
 
 static int cand_cmp(const void *pa, const void *pb) {
@@ -146,8 +232,9 @@ static int cand_cmp(const void *pa, const void *pb) {
 }
 
 /* Step 2 of the header: adds the window's requests of similar length. */
-static void group_lengths(sched_model *m, sched_replica *rep, batch_acc *a, uint64_t row_cap,
+static void group_lengths(sched_model *m, sched_replica *rep, batch_form *b, uint64_t row_cap,
                           uint64_t tok_cap) {
+    batch_acc *a = &b->all;
     sched_queue *q = &m->queue;
     size_t w = sched_queue_window(q, m->group_window, m->group_reqs, m->group_frontier);
     sched_group_cand *c = m->group_cands;
@@ -161,7 +248,7 @@ static void group_lengths(sched_model *m, sched_replica *rep, batch_acc *a, uint
     for (size_t i = 0; i < w && a->n < m->max_batch_size && a->rows < row_cap; i++) {
         sched_req *r = c[i].r;
         uint64_t before = padded_tokens(a->rows, a->max_len, a->sum_tokens), after;
-        if (!fits(a, r, row_cap, tok_cap, &after))
+        if (!fits(a, r, row_cap, tok_cap, &after) || !bulk_fits(m, b, r, after))
             continue;
         /* Joins when the batch stays at least 3/4 requests' own tokens, or
          * when at least 3/4 of what it adds is its own (which lets a batch
@@ -170,7 +257,7 @@ static void group_lengths(sched_model *m, sched_replica *rep, batch_acc *a, uint
         if (own * 4 < after * 3 && req_padded(r) * 4 < (after - before) * 3)
             continue;
         sched_queue_remove(q, r);
-        take(a, rep, r);
+        take(b, rep, r);
     }
 }
 
@@ -197,31 +284,34 @@ void sched_batch_form(sched_model *m, sched_replica *rep, int64_t now, int64_t m
         est = est > 0 ? est : 0;
         urgent_by = sat_add(sat_add(sat_add(now, margin > 0 ? margin : 0), est), est);
     }
-    batch_acc a = {0, 0, 0, 0};
+    batch_form b = {.capped = online_active(m, now), .slice_us = m->bulk_slice_us};
+    batch_acc *a = &b.all;
     bool blocked = false;
     for (;;) {
         sched_req *r = sched_queue_peek(q);
         if (!r)
             break;
-        if (a.n > 0 && group && (r->deadline_us == SCHED_NO_DEADLINE || r->deadline_us > urgent_by))
+        if (a->n > 0 && group &&
+            (r->deadline_us == SCHED_NO_DEADLINE || r->deadline_us > urgent_by))
             break; /* not urgent: step 2 */
-        uint64_t after;
-        if (a.n > 0 && !fits(&a, r, row_cap, tok_cap, &after)) {
+        uint64_t after = 0;
+        if (a->n > 0 && (!fits(a, r, row_cap, tok_cap, &after) || !bulk_fits(m, &b, r, after))) {
             /* (The head is taken unchecked: submit and the deadline cap's
              * search both guarantee that it fits alone.) */
             blocked = true;
             break;
         }
         sched_queue_pop(q);
-        take(&a, rep, r);
+        take(&b, rep, r);
     }
     if (group && !blocked && q->len > 0)
-        group_lengths(m, rep, &a, row_cap, tok_cap);
-    rep->nreqs = a.n;
-    rep->rows = (uint32_t)a.rows;
-    rep->units = text ? clamp32(padded_tokens(a.rows, a.max_len, a.sum_tokens)) : (uint32_t)a.rows;
+        group_lengths(m, rep, &b, row_cap, tok_cap);
+    rep->nreqs = a->n;
+    rep->rows = (uint32_t)a->rows;
+    rep->units =
+        text ? clamp32(padded_tokens(a->rows, a->max_len, a->sum_tokens)) : (uint32_t)a->rows;
     rep->busy = true;
     rep->assigned_at = now;
     m->batches++;
-    m->rows += a.rows;
+    m->rows += a->rows;
 }

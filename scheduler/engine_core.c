@@ -61,6 +61,12 @@ static kinfer_err check_config(const kinfer_engine_config *cfg, kinfer_error *er
                                     "model '%s': max_queue_delay_us and default_timeout_ms must "
                                     "not be negative",
                                     mc->name);
+        if (mc->bulk_slice_us < 0 || mc->bulk_slice_us > MAX_DELAY_US || mc->bulk_idle_ms < 0 ||
+            mc->bulk_idle_ms > MAX_TIMEOUT_MS)
+            return kinfer_error_set(err, KINFER_ERR_CONFIG,
+                                    "model '%s': bulk_slice_us must be 0 to %lld (1 hour) and "
+                                    "bulk_idle_ms 0 to %lld (30 days)",
+                                    mc->name, (long long)MAX_DELAY_US, (long long)MAX_TIMEOUT_MS);
         if (mc->default_timeout_ms > MAX_TIMEOUT_MS || mc->max_queue_delay_us > MAX_DELAY_US)
             return kinfer_error_set(err, KINFER_ERR_CONFIG,
                                     "model '%s': default_timeout_ms at most %lld (30 days), "
@@ -122,6 +128,7 @@ static kinfer_err add_replica(kinfer_engine *engine, sched_model *m, const char 
     rep->engine = engine;
     rep->model = m;
     rep->handle = handle;
+    atomic_init(&rep->inside_since, INT64_MIN);
     snprintf(rep->device, sizeof(rep->device), "%s", device);
     pthread_cond_init(&rep->work_cond, NULL);
     m->replicas[m->nreplicas++] = rep;
@@ -146,10 +153,21 @@ static kinfer_err place_model(kinfer_engine *engine, const kinfer_model_config *
             void *handle = NULL;
             kinfer_error rerr;
             kinfer_error_clear(&rerr);
+            /* A generative replica's rows are the tokens of one step. */
+            uint32_t max_rows = m->gen ? m->gen->step_tokens : m->max_batch_size;
             kinfer_err rc = engine->ops.replica_new(engine->ops_ctx, m->handle, devices[d],
-                                                    m->max_batch_size, &handle, &rerr);
+                                                    max_rows, &handle, &rerr);
+            if (rc == KINFER_OK && m->gen) {
+                rc = engine->ops.replica_kv_alloc(engine->ops_ctx, handle, m->gen->nblocks, &rerr);
+                if (rc != KINFER_OK) {
+                    engine->ops.replica_destroy(engine->ops_ctx, handle);
+                    kinfer_error_prefix(&rerr, "KV pool of %u blocks", m->gen->nblocks);
+                }
+            }
             if (rc == KINFER_OK) {
                 rc = add_replica(engine, m, devices[d], handle, err);
+                if (rc == KINFER_OK && m->gen)
+                    rc = sched_gen_replica_init(engine, m->replicas[m->nreplicas - 1], err);
                 if (rc != KINFER_OK)
                     return rc;
                 continue;
@@ -185,6 +203,11 @@ static kinfer_err build_model(kinfer_engine *engine, const kinfer_engine_config 
     m->max_queue = mc->max_queue;
     m->low_watermark = mc->queue_low_watermark ? mc->queue_low_watermark : mc->max_queue / 2;
     m->max_queue_hard = mc->max_queue_hard;
+    m->bulk_slice_us = mc->bulk_slice_us > 0 ? mc->bulk_slice_us : KINFER_DEFAULT_BULK_SLICE_US;
+    m->bulk_idle_us =
+        (mc->bulk_idle_ms > 0 ? mc->bulk_idle_ms : KINFER_DEFAULT_BULK_IDLE_MS) * (int64_t)1000;
+    m->last_online_us = INT64_MIN;
+    m->online_gap_us = -1;
     sched_queue_init(&m->queue);
     sched_latency_init(&m->latency, engine->opts.latency_prior_us);
     m->group_window = sched_group_window(m->max_batch_size);
@@ -208,6 +231,9 @@ static kinfer_err build_model(kinfer_engine *engine, const kinfer_engine_config 
                          lerr.msg[0] ? lerr.msg : kinfer_err2str(rc));
         return rc;
     }
+    rc = sched_gen_model_init(engine, m, mc, err);
+    if (rc != KINFER_OK)
+        return rc;
     rc = place_model(engine, mc, m, err);
     if (rc != KINFER_OK)
         return rc;
@@ -226,9 +252,11 @@ static void free_engine(kinfer_engine *engine) {
             sched_replica *rep = m->replicas[k];
             engine->ops.replica_destroy(engine->ops_ctx, rep->handle);
             pthread_cond_destroy(&rep->work_cond);
+            sched_gen_replica_free(rep);
             replica_free(rep);
         }
         free(m->replicas);
+        sched_gen_model_free(m);
         if (m->handle)
             engine->ops.destroy(engine->ops_ctx, m->handle);
         sched_queue_free(&m->queue);
@@ -251,7 +279,8 @@ static kinfer_err start_threads(kinfer_engine *engine, kinfer_error *err) {
         sched_model *m = &engine->models[i];
         for (size_t k = 0; k < m->nreplicas; k++) {
             sched_replica *rep = m->replicas[k];
-            if (pthread_create(&rep->thread, NULL, sched_replica_thread, rep) != 0)
+            if (pthread_create(&rep->thread, NULL,
+                               rep->gen ? sched_gen_thread : sched_replica_thread, rep) != 0)
                 return kinfer_error_set(err, KINFER_ERR_INTERNAL,
                                         "model '%s': cannot start an executor thread", m->name);
             rep->thread_started = true;
@@ -296,6 +325,11 @@ kinfer_err kinfer_engine_new_with_ops(const kinfer_engine_config *cfg, const sch
         return kinfer_error_set(err, KINFER_ERR_INVALID_ARG,
                                 "engine: model ops need replica_execute, or replica_submit, "
                                 "replica_collect and replica_max_in_flight together");
+    int ngen = !!ops->gen_info + !!ops->gen_tokenize + !!ops->gen_token_bytes +
+               !!ops->replica_kv_alloc + !!ops->replica_step;
+    if (ngen != 0 && ngen != 5)
+        return kinfer_error_set(err, KINFER_ERR_INVALID_ARG,
+                                "engine: the generative model ops come all five or none");
     kinfer_err rc = check_config(cfg, err);
     if (rc != KINFER_OK)
         return rc;
@@ -313,6 +347,7 @@ kinfer_err kinfer_engine_new_with_ops(const kinfer_engine_config *cfg, const sch
     engine->clock = cfg->clock.now_us ? cfg->clock : kinfer_clock_system();
     engine->on_complete = cfg->on_complete;
     engine->on_congestion = cfg->on_congestion;
+    engine->on_gen_chunk = cfg->on_gen_chunk;
     engine->callback_ctx = cfg->callback_ctx;
     engine->accepting = true;
     engine->sched_wake_at = INT64_MIN;
@@ -389,6 +424,13 @@ kinfer_err kinfer_engine_submit(kinfer_engine *engine, const kinfer_engine_reque
         return kinfer_error_set(err, KINFER_ERR_MODEL_NOT_FOUND,
                                 "model '%s' has no version '%.*s' (loaded: %s)", m->name,
                                 SHOWN(req->model_version), m->version ? m->version : "none");
+    if (m->gen)
+        return sched_gen_submit(engine, m, req, err);
+    if (req->gen)
+        return kinfer_error_set(err, KINFER_ERR_INVALID_REQUEST,
+                                "model '%s' is not generative: it takes input tensors, not a "
+                                "prompt",
+                                m->name);
 
     kinfer_request_cost cost = {0, 0, 0};
     kinfer_error cerr;
@@ -418,10 +460,11 @@ kinfer_err kinfer_engine_submit(kinfer_engine *engine, const kinfer_engine_reque
                                 m->max_batch_tokens);
 
     int64_t now = engine_now(engine);
+    bool bulk = req->priority < 0;
     int64_t deadline = SCHED_NO_DEADLINE;
     if (req->deadline_us != 0)
         deadline = req->deadline_us;
-    else if (m->default_timeout_ms > 0)
+    else if (m->default_timeout_ms > 0 && !bulk)
         deadline = now + m->default_timeout_ms * 1000;
     if (deadline <= now)
         return kinfer_error_set(err, KINFER_ERR_DEADLINE_EXCEEDED,
@@ -440,6 +483,7 @@ kinfer_err kinfer_engine_submit(kinfer_engine *engine, const kinfer_engine_reque
     r->cost = cost;
     r->deadline_us = deadline;
     r->priority = req->priority;
+    r->bulk = bulk;
     r->arrival_us = now;
 
     pthread_mutex_lock(&engine->mu);
@@ -463,6 +507,14 @@ kinfer_err kinfer_engine_submit(kinfer_engine *engine, const kinfer_engine_reque
             if (cost.tokens > 0)
                 m->text = true;
             m->accepted++;
+            if (!bulk) {
+                if (m->last_online_us != INT64_MIN) {
+                    int64_t d = now > m->last_online_us ? now - m->last_online_us : 0;
+                    m->online_gap_us =
+                        m->online_gap_us < 0 ? d : m->online_gap_us + (d - m->online_gap_us) / 8;
+                }
+                m->last_online_us = now;
+            }
             sched_model_watermark(m);
             /* Wake the scheduler only when its next timed event may have
              * moved: a new timer, a batch that just became full, or a new
@@ -509,6 +561,10 @@ size_t sched_engine_run(kinfer_engine *engine) {
     for (size_t i = 0; i < engine->nmodels; i++)
         for (size_t k = 0; k < engine->models[i].nreplicas; k++) {
             sched_replica *rep = engine->models[i].replicas[k];
+            if (rep->gen) {
+                ran += sched_gen_step(rep);
+                continue;
+            }
             pthread_mutex_lock(&engine->mu);
             bool assigned = rep->nreqs > 0;
             pthread_mutex_unlock(&engine->mu);
@@ -568,6 +624,12 @@ void kinfer_engine_destroy(kinfer_engine *engine) {
     free_engine(engine);
 }
 
+kinfer_err kinfer_engine_cancel(kinfer_engine *engine, const void *token, kinfer_error *err) {
+    if (!engine)
+        return kinfer_error_set(err, KINFER_ERR_INVALID_ARG, "engine: NULL argument");
+    return sched_gen_cancel(engine, token, err);
+}
+
 size_t kinfer_engine_in_flight(const kinfer_engine *engine) {
     if (!engine)
         return 0;
@@ -612,6 +674,27 @@ kinfer_err kinfer_engine_stats_get(const kinfer_engine *engine, size_t index,
         m->text && m->max_batch_tokens > 0 ? m->max_batch_tokens : m->max_batch_size;
     out->latency_estimate_max_us = sched_latency_estimate(&m->latency, max_units);
     out->dispatch_lag_us = sched_engine_dispatch_lag(e);
+    if (m->gen) {
+        const gen_model *g = m->gen;
+        out->generative = true;
+        out->context_length = g->info.context_length;
+        out->gen_running = g->running;
+        out->gen_prompt_tokens = g->prompt_tokens;
+        out->gen_completion_tokens = g->completion_tokens;
+        out->gen_preemptions = g->preemptions;
+        out->kv_blocks_total = (uint64_t)g->nblocks * m->nreplicas;
+        for (size_t k = 0; k < m->nreplicas; k++)
+            out->kv_blocks_used += m->replicas[k]->gen->kv_used_shared;
+    }
+    int64_t now = e->clock.now_us(e->clock.ctx);
+    for (size_t k = 0; k < m->nreplicas; k++) {
+        int64_t since = atomic_load(&m->replicas[k]->inside_since);
+        if (since == INT64_MIN || now - since <= out->running_batch_us)
+            continue;
+        out->running_batch_us = now - since;
+        out->running_batch_estimate_us =
+            sched_latency_estimate(&m->latency, atomic_load(&m->replicas[k]->inside_units));
+    }
     pthread_mutex_unlock(&e->mu);
     return KINFER_OK;
 }

@@ -35,6 +35,8 @@ static sched_replica *pick_replica(kinfer_engine *engine, sched_model *m) {
 }
 
 static void push_list(sched_req **list, sched_req *r) {
+    if (r->gen) /* a generation leaves the queue for good: no cancel can find it there */
+        r->gen->state = GEN_FINISHING;
     r->newer = *list;
     *list = r;
 }
@@ -53,19 +55,23 @@ static bool expire_due(sched_model *m, int64_t now, sched_req **expired) {
 }
 
 /* Asks the policy whether m's queue (not empty) makes a batch due now. */
+/* With online requests queued the policy looks at the online lane alone
+ * (bulk ones neither hurry nor fill its batches); else at the bulk lane. */
 static sched_trigger decide(const kinfer_engine *engine, const sched_model *m, int64_t now,
                             int64_t margin, int64_t *wake) {
     const sched_queue *q = &m->queue;
+    int l = q->lane_len[0] > 0 ? 0 : 1;
     sched_policy_input in = {
-        .queued = q->len,
-        .queued_rows = q->rows,
-        .queued_tokens = q->tokens,
-        .oldest_arrival_us = sched_queue_oldest(q)->arrival_us,
+        .queued = q->lane_len[l],
+        .queued_rows = q->lane_rows[l],
+        .queued_tokens = q->lane_tokens[l],
+        .oldest_arrival_us = sched_queue_lane_oldest(q, l)->arrival_us,
         .earliest_deadline_us = sched_queue_peek(q)->deadline_us,
         .max_batch_size = m->max_batch_size,
         .max_batch_tokens = m->max_batch_tokens,
         .max_queue_delay_us = m->max_queue_delay_us,
-        .estimate_us = sched_latency_estimate(&m->latency, sched_prospective_units(m)),
+        .estimate_us = sched_latency_estimate(
+            &m->latency, sched_prospective_units_of(m, q->lane_rows[l], q->lane_tokens[l])),
         .margin_us = margin,
         .draining = engine->draining,
     };
@@ -92,12 +98,37 @@ int64_t sched_engine_pass(kinfer_engine *engine, int64_t now, sched_pass_out *ou
                 push_list(&out->aborted, r);
             changed = true;
         }
-        while (q->len > 0) {
+        /* A generative model's replicas admit from the queue themselves,
+         * step by step (engine_gen_step.c); the pass only expires. */
+        while (q->len > 0 && !m->gen) {
             int64_t wake;
             sched_trigger t = decide(engine, m, now, margin, &wake);
             if (t == SCHED_WAIT) {
                 if (wake < next)
                     next = wake;
+                /* Online requests wait for company: bulk work that ends
+                 * before their batch is due may use the idle replica. */
+                sched_replica *rep = m->queue.lane_len[0] > 0 && m->queue.lane_len[1] > 0
+                                         ? pick_replica(engine, m)
+                                         : NULL;
+                int64_t gap = wake == INT64_MAX ? INT64_MAX : wake - now - margin;
+                if (gap > m->bulk_slice_us)
+                    gap = m->bulk_slice_us;
+                /* ... and before arrivals at the recent rate would fill it. */
+                const sched_queue *oq = &m->queue;
+                if (rep && m->online_gap_us >= 0 && oq->lane_rows[0] < m->max_batch_size) {
+                    uint64_t per = oq->lane_rows[0] / oq->lane_len[0];
+                    uint64_t more = (m->max_batch_size - oq->lane_rows[0]) / (per ? per : 1);
+                    int64_t full_in = (int64_t)more * m->online_gap_us - margin;
+                    if (full_in < gap)
+                        gap = full_in;
+                }
+                if (rep && gap > 0 && sched_batch_form_gap(m, rep, now, gap)) {
+                    changed = true;
+                    if (out->nready < out->ready_cap)
+                        out->ready[out->nready++] = rep;
+                    continue;
+                }
                 break;
             }
             sched_replica *rep = pick_replica(engine, m);

@@ -21,8 +21,7 @@ static int64_t engine_now(kinfer_engine *engine) {
     return engine->clock.now_us(engine->clock.ctx);
 }
 
-/* Drops n finished requests of model m from the counts; under the lock. */
-static void finish_locked(kinfer_engine *engine, sched_model *m, size_t n) {
+void sched_finish_locked(kinfer_engine *engine, sched_model *m, size_t n) {
     m->in_flight -= n;
     if (atomic_fetch_sub(&engine->in_flight, n) == n)
         pthread_cond_broadcast(&engine->done_cond);
@@ -48,6 +47,17 @@ static sched_flight *take_assigned_locked(sched_replica *rep, bool handed_off) {
     return f;
 }
 
+/* Liveness marks around every call into the model for a batch: how long
+ * an executor has been inside one is what kinfer_engine_stats reports. */
+static void inside_enter(sched_replica *rep, const sched_flight *f) {
+    atomic_store(&rep->inside_units, f->units);
+    atomic_store(&rep->inside_since, f->start);
+}
+
+static void inside_leave(sched_replica *rep) {
+    atomic_store(&rep->inside_since, INT64_MIN);
+}
+
 /* No lock: fills the batch items and submits them. A model without
  * replica_submit runs the batch in flight_complete instead. */
 static void flight_submit(kinfer_engine *engine, sched_replica *rep, sched_flight *f) {
@@ -65,9 +75,12 @@ static void flight_submit(kinfer_engine *engine, sched_replica *rep, sched_fligh
     kinfer_error_clear(&f->err);
     f->start = engine_now(engine);
     f->rc = KINFER_OK;
-    if (engine->ops.replica_submit)
+    if (engine->ops.replica_submit) {
+        inside_enter(rep, f);
         f->rc =
             engine->ops.replica_submit(engine->ops_ctx, rep->handle, f->items, f->nreqs, &f->err);
+        inside_leave(rep);
+    }
 }
 
 /* No lock: waits for the oldest batch in flight (collect, or execute for a
@@ -78,10 +91,14 @@ static void flight_complete(kinfer_engine *engine, sched_replica *rep, int64_t *
     sched_flight *f = &rep->flight[rep->flight_head];
     size_t n = f->nreqs;
     kinfer_err rc = f->rc;
-    if (rc == KINFER_OK)
+    if (rc == KINFER_OK) {
+        /* Since its submit: a collect waits for the device's whole batch. */
+        inside_enter(rep, f);
         rc = engine->ops.replica_submit
                  ? engine->ops.replica_collect(engine->ops_ctx, rep->handle, &f->err)
                  : engine->ops.replica_execute(engine->ops_ctx, rep->handle, f->items, n, &f->err);
+        inside_leave(rep);
+    }
     int64_t start = f->start;
     int64_t end = engine_now(engine);
     /* Reported: submit to collect, which for a pipelined batch includes
@@ -115,6 +132,8 @@ static void flight_complete(kinfer_engine *engine, sched_replica *rep, int64_t *
             .queue_us = start > r->arrival_us ? start - r->arrival_us : 0,
             .compute_us = compute,
             .batch_size = (uint32_t)n,
+            .has_deadline = r->deadline_us != SCHED_NO_DEADLINE,
+            .deadline_slack_us = r->deadline_us != SCHED_NO_DEADLINE ? r->deadline_us - start : 0,
         };
         if (rc != KINFER_OK) {
             res.status = rc;
@@ -142,7 +161,7 @@ static void flight_complete(kinfer_engine *engine, sched_replica *rep, int64_t *
     pthread_mutex_lock(&engine->mu);
     m->completed_ok += ok;
     m->completed_error += n - ok;
-    finish_locked(engine, m, n);
+    sched_finish_locked(engine, m, n);
     pthread_mutex_unlock(&engine->mu);
 }
 
@@ -247,9 +266,21 @@ void *sched_replica_thread(void *arg) {
 void sched_complete_unrun(kinfer_engine *engine, sched_req *list, kinfer_err status,
                           const char *why) {
     int64_t now = engine_now(engine);
+    gen_seq *gens = NULL;
     while (list) {
         sched_req *r = list;
         list = r->newer;
+        if (r->gen) {
+            /* A generation (perhaps preempted with tokens already): its
+             * outcome, then the generative finals path. */
+            gen_seq_finish(r->gen, status,
+                           status == KINFER_ERR_DEADLINE_EXCEEDED ? KINFER_FINISH_DEADLINE
+                                                                  : KINFER_FINISH_CANCELLED,
+                           why);
+            r->gen->done_next = gens;
+            gens = r->gen;
+            continue;
+        }
         kinfer_engine_result res = {
             .token = r->token,
             .status = status,
@@ -263,9 +294,11 @@ void sched_complete_unrun(kinfer_engine *engine, sched_req *list, kinfer_err sta
         free(r);
         pthread_mutex_lock(&engine->mu);
         m->completed_error++;
-        finish_locked(engine, m, 1);
+        sched_finish_locked(engine, m, 1);
         pthread_mutex_unlock(&engine->mu);
     }
+    if (gens)
+        sched_gen_deliver_finals(engine, gens);
 }
 
 void sched_deliver_congestion(kinfer_engine *engine) {

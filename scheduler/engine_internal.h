@@ -9,7 +9,8 @@
 #include <stdatomic.h>
 #include <stdbool.h>
 
-#include "kinfer_engine.h"
+#include "engine_gen.h"
+#include "kinfer/kinfer_engine.h"
 #include "sched_latency.h"
 #include "sched_policy.h"
 #include "sched_queue.h"
@@ -38,6 +39,18 @@ typedef struct sched_model_ops {
                                  kinfer_error *err);
     kinfer_err (*replica_collect)(void *ctx, void *replica, kinfer_error *err);
     uint32_t (*replica_max_in_flight)(void *ctx, const void *replica);
+    /* Generative models (the last section of kinfer_model.h), all five or
+     * none; NULL: no model is generative. gen_info false: this one is not.
+     * The ids gen_tokenize returns are malloc'd; the engine frees them. */
+    bool (*gen_info)(void *ctx, const void *model, kinfer_gen_info *info);
+    kinfer_err (*gen_tokenize)(void *ctx, const void *model, kinfer_str prompt,
+                               const kinfer_chat_message *messages, size_t nmessages, int32_t **ids,
+                               size_t *nids, kinfer_error *err);
+    size_t (*gen_token_bytes)(void *ctx, const void *model, int32_t id, bool special, char *out,
+                              size_t cap);
+    kinfer_err (*replica_kv_alloc)(void *ctx, void *replica, uint32_t nblocks, kinfer_error *err);
+    kinfer_err (*replica_step)(void *ctx, void *replica, kinfer_step_seq *seqs, size_t n,
+                               kinfer_error *err);
 } sched_model_ops;
 
 /* Knobs that the public config does not (yet) expose. */
@@ -103,9 +116,16 @@ typedef struct sched_replica {
     /* In flight, oldest at flight_head; executor-only state. */
     sched_flight flight[SCHED_MAX_IN_FLIGHT];
     uint32_t flight_head, nflight;
+    /* Liveness: engine-clock time its executor went inside the model for
+     * the current batch (submit, execute or collect), INT64_MIN when it is
+     * not inside one, and that batch's latency units. Written by the
+     * executor without the lock, read by kinfer_engine_stats_get. */
+    _Atomic int64_t inside_since;
+    _Atomic uint32_t inside_units;
     pthread_cond_t work_cond;
     pthread_t thread;
     bool thread_started;
+    gen_replica *gen; /* generative model: its step loop (engine_gen.h); else NULL */
 } sched_replica;
 
 typedef struct sched_model {
@@ -116,6 +136,14 @@ typedef struct sched_model {
     uint32_t max_batch_size, max_batch_tokens;
     int64_t max_queue_delay_us, default_timeout_ms;
     uint32_t max_queue, low_watermark, max_queue_hard;
+    /* Bulk lane (kinfer_model_config): slice of a batch bulk requests may
+     * take while online traffic is around, how long after the last online
+     * arrival it still is, and that arrival (engine clock; INT64_MIN none). */
+    int64_t bulk_slice_us, bulk_idle_us, last_online_us;
+    /* Smoothed time between online arrivals (1/8 gain); -1 before two. A
+     * gap batch also ends before the online batch would fill at this
+     * rate. */
+    int64_t online_gap_us;
 
     sched_queue queue;
     sched_latency latency; /* keyed by rows, or by padded tokens once `text` */
@@ -135,6 +163,8 @@ typedef struct sched_model {
     uint64_t in_flight; /* accepted, not completed */
     uint64_t accepted, completed_ok, completed_error, expired, rejected_overloaded;
     uint64_t batches, rows;
+
+    gen_model *gen; /* generative: continuous batching (engine_gen.h); else NULL */
 } sched_model;
 
 struct kinfer_engine {
@@ -144,6 +174,7 @@ struct kinfer_engine {
     kinfer_clock clock;
     kinfer_engine_complete_fn on_complete;
     kinfer_engine_congestion_fn on_congestion;
+    kinfer_engine_chunk_fn on_gen_chunk;
     void *callback_ctx;
 
     sched_model *models;
@@ -185,7 +216,9 @@ kinfer_err kinfer_engine_new_with_ops(const kinfer_engine_config *cfg, const sch
  * or expiry); INT64_MAX when nothing is timed. */
 int64_t sched_engine_poll(kinfer_engine *engine);
 /* Manual mode only: runs every assigned batch on the calling thread and
- * completes its requests. Returns the number of batches run. */
+ * completes its requests, and one iteration of every generative replica's
+ * step loop (sched_gen_step). Returns the number of batches and steps
+ * run. */
 size_t sched_engine_run(kinfer_engine *engine);
 
 /* engine_dispatch.c: the scheduler pass under the engine lock. Moves every
@@ -209,6 +242,13 @@ size_t sched_group_window(uint32_t max_batch_size);
 /* Size of the batch that would form now in latency units (rows, or padded
  * tokens for a text model), for the estimate. O(1). Under the lock. */
 uint32_t sched_prospective_units(const sched_model *m);
+/* The same for a queue (or lane) of qrows rows and qtokens tokens. */
+uint32_t sched_prospective_units_of(const sched_model *m, uint64_t qrows, uint64_t qtokens);
+/* Bulk lane: moves bulk requests (oldest first) onto rep while the batch's
+ * estimate stays within budget_us, for the gap while queued online
+ * requests wait for their batch. False (nothing moved) when not even one
+ * fits. Under the lock. */
+bool sched_batch_form_gap(sched_model *m, sched_replica *rep, int64_t now, int64_t budget_us);
 /* Latency units the next batch of m may take at `now` so that its earliest
  * deadline is still met; UINT32_MAX when that makes no difference. Under
  * the lock. */
@@ -243,6 +283,8 @@ void *sched_scheduler_thread(void *arg);
  * them from the in-flight counts. */
 void sched_complete_unrun(kinfer_engine *engine, sched_req *list, kinfer_err status,
                           const char *why);
+/* Drops n finished requests of model m from the counts; under the lock. */
+void sched_finish_locked(kinfer_engine *engine, sched_model *m, size_t n);
 /* Reports watermark changes to on_congestion, in order, from one thread at a
  * time; call with no lock held. */
 void sched_deliver_congestion(kinfer_engine *engine);

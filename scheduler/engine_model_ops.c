@@ -66,6 +66,36 @@ static uint32_t ops_replica_max_in_flight(void *ctx, const void *replica) {
     return kinfer_replica_max_in_flight(replica);
 }
 
+static bool ops_gen_info(void *ctx, const void *model, kinfer_gen_info *info) {
+    (void)ctx;
+    return kinfer_model_gen_info(model, info);
+}
+
+static kinfer_err ops_gen_tokenize(void *ctx, const void *model, kinfer_str prompt,
+                                   const kinfer_chat_message *messages, size_t nmessages,
+                                   int32_t **ids, size_t *nids, kinfer_error *err) {
+    (void)ctx;
+    return kinfer_model_gen_tokenize(model, prompt, messages, nmessages, ids, nids, err);
+}
+
+static size_t ops_gen_token_bytes(void *ctx, const void *model, int32_t id, bool special, char *out,
+                                  size_t cap) {
+    (void)ctx;
+    return kinfer_model_gen_token_bytes(model, id, special, out, cap);
+}
+
+static kinfer_err ops_replica_kv_alloc(void *ctx, void *replica, uint32_t nblocks,
+                                       kinfer_error *err) {
+    (void)ctx;
+    return kinfer_replica_kv_alloc(replica, nblocks, err);
+}
+
+static kinfer_err ops_replica_step(void *ctx, void *replica, kinfer_step_seq *seqs, size_t n,
+                                   kinfer_error *err) {
+    (void)ctx;
+    return kinfer_replica_step(replica, seqs, n, err);
+}
+
 static const sched_model_ops default_ops = {
     .load = ops_load,
     .destroy = ops_destroy,
@@ -77,6 +107,11 @@ static const sched_model_ops default_ops = {
     .replica_submit = ops_replica_submit,
     .replica_collect = ops_replica_collect,
     .replica_max_in_flight = ops_replica_max_in_flight,
+    .gen_info = ops_gen_info,
+    .gen_tokenize = ops_gen_tokenize,
+    .gen_token_bytes = ops_gen_token_bytes,
+    .replica_kv_alloc = ops_replica_kv_alloc,
+    .replica_step = ops_replica_step,
 };
 
 kinfer_err kinfer_engine_new(const kinfer_engine_config *cfg, kinfer_engine **out,

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 
 int sched_req_before(const sched_req *a, const sched_req *b) {
+    if (a->bulk != b->bulk)
+        return b->bulk;
     if (a->deadline_us != b->deadline_us)
         return a->deadline_us < b->deadline_us;
     if (a->priority != b->priority)
@@ -18,6 +20,11 @@ void sched_queue_init(sched_queue *q) {
     q->len = q->cap = 0;
     q->oldest = q->newest = NULL;
     q->rows = q->tokens = 0;
+    for (int l = 0; l < 2; l++) {
+        q->lane_oldest[l] = q->lane_newest[l] = NULL;
+        q->lane_len[l] = 0;
+        q->lane_rows[l] = q->lane_tokens[l] = 0;
+    }
 }
 
 void sched_queue_free(sched_queue *q) {
@@ -58,15 +65,23 @@ static void sift_down(sched_queue *q, size_t i) {
     heap_set(q->heap, i, r);
 }
 
+int sched_queue_reserve(sched_queue *q, size_t n) {
+    if (n <= q->cap)
+        return 0;
+    size_t ncap = q->cap ? q->cap : 64;
+    while (ncap < n)
+        ncap *= 2;
+    sched_req **nh = realloc(q->heap, ncap * sizeof(*nh));
+    if (!nh)
+        return -1;
+    q->heap = nh;
+    q->cap = ncap;
+    return 0;
+}
+
 int sched_queue_push(sched_queue *q, sched_req *r) {
-    if (q->len == q->cap) {
-        size_t ncap = q->cap ? q->cap * 2 : 64;
-        sched_req **nh = realloc(q->heap, ncap * sizeof(*nh));
-        if (!nh)
-            return -1;
-        q->heap = nh;
-        q->cap = ncap;
-    }
+    if (q->len == q->cap && sched_queue_reserve(q, q->len + 1) != 0)
+        return -1;
     size_t i = q->len++;
     heap_set(q->heap, i, r);
     sift_up(q, i);
@@ -79,7 +94,22 @@ int sched_queue_push(sched_queue *q, sched_req *r) {
     q->newest = r;
     q->rows += r->cost.rows;
     q->tokens += r->cost.tokens;
+    int l = r->bulk;
+    r->lane_newer = NULL;
+    r->lane_older = q->lane_newest[l];
+    if (q->lane_newest[l])
+        q->lane_newest[l]->lane_newer = r;
+    else
+        q->lane_oldest[l] = r;
+    q->lane_newest[l] = r;
+    q->lane_len[l]++;
+    q->lane_rows[l] += r->cost.rows;
+    q->lane_tokens[l] += r->cost.tokens;
     return 0;
+}
+
+sched_req *sched_queue_lane_oldest(const sched_queue *q, bool bulk) {
+    return q->lane_oldest[bulk];
 }
 
 sched_req *sched_queue_peek(const sched_queue *q) {
@@ -112,6 +142,19 @@ void sched_queue_remove(sched_queue *q, sched_req *r) {
     r->older = r->newer = NULL;
     q->rows -= r->cost.rows;
     q->tokens -= r->cost.tokens;
+    int l = r->bulk;
+    if (r->lane_older)
+        r->lane_older->lane_newer = r->lane_newer;
+    else
+        q->lane_oldest[l] = r->lane_newer;
+    if (r->lane_newer)
+        r->lane_newer->lane_older = r->lane_older;
+    else
+        q->lane_newest[l] = r->lane_older;
+    r->lane_older = r->lane_newer = NULL;
+    q->lane_len[l]--;
+    q->lane_rows[l] -= r->cost.rows;
+    q->lane_tokens[l] -= r->cost.tokens;
 }
 
 sched_req *sched_queue_pop(sched_queue *q) {
@@ -125,6 +168,8 @@ sched_req *sched_queue_pop(sched_queue *q) {
 /* The frontier of the walk is a small min-heap of cursors, ordered as
  * sched_req_before orders their requests. */
 static int cur_before(const sched_queue_cursor *a, const sched_queue_cursor *b) {
+    if (a->bulk != b->bulk)
+        return b->bulk;
     if (a->deadline_us != b->deadline_us)
         return a->deadline_us < b->deadline_us;
     if (a->priority != b->priority)
@@ -143,7 +188,7 @@ size_t sched_queue_window(const sched_queue *q, size_t k, sched_req **out, sched
     if (q->len == 0 || k == 0)
         return 0;
     const sched_req *h = q->heap[0];
-    f[flen++] = (sched_queue_cursor){h->deadline_us, h->seq, h->priority, 0};
+    f[flen++] = (sched_queue_cursor){h->deadline_us, h->seq, h->priority, h->bulk, 0};
     while (n < k && flen > 0) {
         size_t top = f[0].pos;
         out[n++] = q->heap[top];
@@ -164,7 +209,7 @@ size_t sched_queue_window(const sched_queue *q, size_t k, sched_req **out, sched
         for (size_t c = 2 * top + 1; c <= 2 * top + 2 && c < q->len; c++) {
             const sched_req *r = q->heap[c];
             size_t i = flen++;
-            f[i] = (sched_queue_cursor){r->deadline_us, r->seq, r->priority, c};
+            f[i] = (sched_queue_cursor){r->deadline_us, r->seq, r->priority, r->bulk, c};
             while (i > 0 && cur_before(&f[i], &f[(i - 1) / 2])) {
                 cur_swap(f, i, (i - 1) / 2);
                 i = (i - 1) / 2;
