@@ -5,30 +5,47 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The one per-code table: name, text, wire status and the flags that
+ * kinfer_error_set copies into every error of that code. The worker's
+ * decisions read the flags (worker_msg.c: kinfer_worker_failure_action):
+ *   retriable  the same operation may succeed later or elsewhere: OVERLOADED
+ *              (the client retries, told by its reply), SHUTDOWN (the next
+ *              owner of the partition answers), IO and KAFKA (transient;
+ *              a fatal Kafka error is marked fatal where it is seen).
+ *   fatal      the process cannot go on safely: NOMEM (kinfer stops
+ *              gracefully rather than answer or track requests half-way).
+ * wire: index into the reply's Status enum (kinfer_err_to_wire_status). */
 typedef struct err_desc {
     kinfer_err code;
     const char *name;
     const char *text;
+    int wire;
+    bool retriable;
+    bool fatal;
 } err_desc;
 
+enum { WIRE_OK, WIRE_INVALID, WIRE_NOT_FOUND, WIRE_DEADLINE, WIRE_OVERLOADED, WIRE_INTERNAL };
+
 static const err_desc err_table[] = {
-    {KINFER_OK, "OK", "success"},
-    {KINFER_ERR_INVALID_REQUEST, "INVALID_REQUEST", "invalid request"},
-    {KINFER_ERR_MODEL_NOT_FOUND, "MODEL_NOT_FOUND", "model not found"},
-    {KINFER_ERR_DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", "deadline exceeded"},
-    {KINFER_ERR_OVERLOADED, "OVERLOADED", "overloaded"},
-    {KINFER_ERR_INTERNAL, "INTERNAL_ERROR", "internal error"},
-    {KINFER_ERR_DECODE, "DECODE", "malformed message"},
-    {KINFER_ERR_TOO_LARGE, "TOO_LARGE", "size limit exceeded"},
-    {KINFER_ERR_CONFIG, "CONFIG", "configuration error"},
-    {KINFER_ERR_IO, "IO", "I/O error"},
-    {KINFER_ERR_NOMEM, "NOMEM", "out of memory"},
-    {KINFER_ERR_UNSUPPORTED, "UNSUPPORTED", "unsupported"},
-    {KINFER_ERR_SHUTDOWN, "SHUTDOWN", "shutting down"},
-    {KINFER_ERR_DEVICE, "DEVICE", "compute device error"},
-    {KINFER_ERR_KAFKA, "KAFKA", "Kafka error"},
-    {KINFER_ERR_MODEL_LOAD, "MODEL_LOAD", "invalid model file"},
-    {KINFER_ERR_INVALID_ARG, "INVALID_ARG", "invalid argument"},
+    {KINFER_OK, "OK", "success", WIRE_OK, false, false},
+    {KINFER_ERR_INVALID_REQUEST, "INVALID_REQUEST", "invalid request", WIRE_INVALID, false, false},
+    {KINFER_ERR_MODEL_NOT_FOUND, "MODEL_NOT_FOUND", "model not found", WIRE_NOT_FOUND, false,
+     false},
+    {KINFER_ERR_DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", "deadline exceeded", WIRE_DEADLINE, false,
+     false},
+    {KINFER_ERR_OVERLOADED, "OVERLOADED", "overloaded", WIRE_OVERLOADED, true, false},
+    {KINFER_ERR_INTERNAL, "INTERNAL_ERROR", "internal error", WIRE_INTERNAL, false, false},
+    {KINFER_ERR_DECODE, "DECODE", "malformed message", WIRE_INVALID, false, false},
+    {KINFER_ERR_TOO_LARGE, "TOO_LARGE", "size limit exceeded", WIRE_INVALID, false, false},
+    {KINFER_ERR_CONFIG, "CONFIG", "configuration error", WIRE_INTERNAL, false, false},
+    {KINFER_ERR_IO, "IO", "I/O error", WIRE_INTERNAL, true, false},
+    {KINFER_ERR_NOMEM, "NOMEM", "out of memory", WIRE_INTERNAL, false, true},
+    {KINFER_ERR_UNSUPPORTED, "UNSUPPORTED", "unsupported", WIRE_INVALID, false, false},
+    {KINFER_ERR_SHUTDOWN, "SHUTDOWN", "shutting down", WIRE_INTERNAL, true, false},
+    {KINFER_ERR_DEVICE, "DEVICE", "compute device error", WIRE_INTERNAL, false, false},
+    {KINFER_ERR_KAFKA, "KAFKA", "Kafka error", WIRE_INTERNAL, true, false},
+    {KINFER_ERR_MODEL_LOAD, "MODEL_LOAD", "invalid model file", WIRE_INTERNAL, false, false},
+    {KINFER_ERR_INVALID_ARG, "INVALID_ARG", "invalid argument", WIRE_INTERNAL, false, false},
 };
 
 static const err_desc *err_find(kinfer_err code) {
@@ -48,12 +65,22 @@ const char *kinfer_err2name(kinfer_err code) {
     return d ? d->name : "UNKNOWN";
 }
 
+bool kinfer_err_retriable(kinfer_err code) {
+    const err_desc *d = err_find(code);
+    return d && d->retriable;
+}
+
+bool kinfer_err_fatal(kinfer_err code) {
+    const err_desc *d = err_find(code);
+    return d && d->fatal;
+}
+
 kinfer_err kinfer_error_set(kinfer_error *err, kinfer_err code, const char *fmt, ...) {
     if (!err)
         return code;
     err->code = code;
-    err->retriable = false;
-    err->fatal = false;
+    err->retriable = kinfer_err_retriable(code);
+    err->fatal = kinfer_err_fatal(code);
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
@@ -96,23 +123,8 @@ void kinfer_error_clear(kinfer_error *err) {
 }
 
 int kinfer_err_to_wire_status(kinfer_err code) {
-    switch (code) {
-    case KINFER_OK:
-        return 0;
-    case KINFER_ERR_INVALID_REQUEST:
-    case KINFER_ERR_DECODE:
-    case KINFER_ERR_TOO_LARGE:
-    case KINFER_ERR_UNSUPPORTED:
-        return 1;
-    case KINFER_ERR_MODEL_NOT_FOUND:
-        return 2;
-    case KINFER_ERR_DEADLINE_EXCEEDED:
-        return 3;
-    case KINFER_ERR_OVERLOADED:
-        return 4;
-    default:
-        return 5;
-    }
+    const err_desc *d = err_find(code);
+    return d ? d->wire : WIRE_INTERNAL;
 }
 
 kinfer_err kinfer_err_from_wire_status(int status) {

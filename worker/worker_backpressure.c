@@ -1,10 +1,12 @@
 /* worker_backpressure.c — pause and resume request partitions so that
  * memory stays bounded: every assigned partition pauses when the worker
- * holds too many unacknowledged requests (count or bytes, with hysteresis),
- * and the partitions that fed a model pause while the engine reports that
- * model's queue congested (a partition that fed none yet, e.g. one assigned
- * during the congestion, pauses too). The poll loop keeps polling while paused, so the
- * group never sees a stalled member. Not the engine's queue policy. */
+ * holds too many unacknowledged requests (count, or bytes of requests plus
+ * finished records waiting in the produce hand-off, with hysteresis) or
+ * while librdkafka refuses records (produce_blocked: a full producer queue,
+ * e.g. a stalled broker; worker_produce.c), and the partitions that fed a
+ * model pause while the engine reports that model's queue congested (a partition that fed none yet,
+ * e.g. one assigned during the congestion, pauses too). The poll loop keeps polling while paused,
+ * so the group never sees a stalled member. Not the engine's queue policy. */
 #include <stdio.h>
 #include <string.h>
 
@@ -66,22 +68,47 @@ static const char *part_names(const rd_kafka_topic_partition_list_t *list, char 
     return buf;
 }
 
+/* Why the in-flight limit holds, for operators: librdkafka refusing
+ * records (a full producer queue), or most of the unacknowledged requests
+ * answered and waiting for the producer (in the hand-off, for a delivery
+ * report, exactly-once replies held for the next commit), is a produce
+ * backlog; most of them still in the engine (queued or computing) is a
+ * plain in-flight limit. */
+static kinfer_worker_pause_reason limit_reason(const kinfer_worker *w, int64_t in_flight,
+                                               bool blocked) {
+    int64_t engine = (int64_t)kinfer_engine_in_flight(w->engine);
+    return blocked || in_flight - engine > engine ? KINFER_WORKER_PAUSE_PRODUCE_BACKLOG
+                                                  : KINFER_WORKER_PAUSE_IN_FLIGHT_LIMIT;
+}
+
 void kinfer_worker_backpressure_apply(kinfer_worker *w) {
     int64_t n = atomic_load_explicit(&w->in_flight, memory_order_relaxed);
-    int64_t bytes = atomic_load_explicit(&w->in_flight_bytes, memory_order_relaxed);
+    size_t waiting_bytes;
+    size_t waiting = kinfer_worker_handoff_len(&w->handoff, &waiting_bytes);
+    int64_t req_bytes = atomic_load_explicit(&w->in_flight_bytes, memory_order_relaxed);
+    int64_t bytes = req_bytes + (int64_t)waiting_bytes;
+    bool blocked = atomic_load(&w->produce_blocked);
     bool changed = false;
     if (!w->over_limit &&
-        (n >= (int64_t)w->max_in_flight || bytes >= (int64_t)w->max_in_flight_bytes)) {
+        (blocked || n >= (int64_t)w->max_in_flight || bytes >= (int64_t)w->max_in_flight_bytes)) {
         w->over_limit = changed = true;
-    } else if (w->over_limit && n <= (int64_t)w->max_in_flight / 2 &&
+    } else if (w->over_limit && !blocked && n <= (int64_t)w->max_in_flight / 2 &&
                bytes <= (int64_t)w->max_in_flight_bytes / 2) {
         w->over_limit = false;
         changed = true;
     }
-    kinfer_worker_metrics_set_in_flight(w->metrics, n, bytes);
+    kinfer_worker_metrics_set_in_flight(w->metrics, n, req_bytes);
+    kinfer_worker_metrics_set_handoff(w->metrics, waiting, waiting_bytes,
+                                      kinfer_worker_handoff_peak(&w->handoff));
+    /* While the limit holds it pauses every partition: it is the reason. */
+    kinfer_worker_pause_reason reason =
+        w->over_limit ? limit_reason(w, n, blocked) : KINFER_WORKER_PAUSE_CONGESTED_MODEL;
     uint64_t gen = atomic_load(&w->congestion_gen);
-    if (!changed && gen == w->applied_congestion_gen)
+    if (!changed && gen == w->applied_congestion_gen) {
+        kinfer_worker_metrics_set_partitions(w->metrics, w->assigned_count, w->paused_count,
+                                             reason);
         return;
+    }
     w->applied_congestion_gen = gen;
     bp_walk bw = {w, atomic_load(&w->congested_mask), rd_kafka_topic_partition_list_new(8),
                   rd_kafka_topic_partition_list_new(8), 0};
@@ -89,21 +116,25 @@ void kinfer_worker_backpressure_apply(kinfer_worker *w) {
     char names[1024];
     if (bw.pause->cnt) {
         rd_kafka_pause_partitions(w->consumer, bw.pause);
+        kinfer_worker_metrics_paused(w->metrics, reason, bw.pause->cnt);
         KINFER_LOGI("worker.pause",
-                    "partitions=%d in_flight=%lld bytes=%lld congested=%#llx over_limit=%d "
-                    "parts=%s",
-                    bw.pause->cnt, (long long)n, (long long)bytes, (unsigned long long)bw.mask,
-                    (int)w->over_limit, part_names(bw.pause, names, sizeof(names)));
+                    "partitions=%d reason=%s in_flight=%lld bytes=%lld congested=%#llx "
+                    "over_limit=%d produce_blocked=%d waiting=%zu parts=%s",
+                    bw.pause->cnt, kinfer_worker_pause_reason_name(reason), (long long)n,
+                    (long long)bytes, (unsigned long long)bw.mask, (int)w->over_limit, (int)blocked,
+                    waiting, part_names(bw.pause, names, sizeof(names)));
     }
     if (bw.resume->cnt) {
         rd_kafka_resume_partitions(w->consumer, bw.resume);
         KINFER_LOGI("worker.resume",
                     "partitions=%d in_flight=%lld bytes=%lld congested=%#llx over_limit=%d "
-                    "parts=%s",
+                    "produce_blocked=%d waiting=%zu parts=%s",
                     bw.resume->cnt, (long long)n, (long long)bytes, (unsigned long long)bw.mask,
-                    (int)w->over_limit, part_names(bw.resume, names, sizeof(names)));
+                    (int)w->over_limit, (int)blocked, waiting,
+                    part_names(bw.resume, names, sizeof(names)));
     }
-    kinfer_worker_metrics_set_partitions(w->metrics, w->assigned_count, bw.npaused);
+    w->paused_count = bw.npaused;
+    kinfer_worker_metrics_set_partitions(w->metrics, w->assigned_count, bw.npaused, reason);
     rd_kafka_topic_partition_list_destroy(bw.pause);
     rd_kafka_topic_partition_list_destroy(bw.resume);
 }
@@ -129,9 +160,15 @@ void kinfer_worker_backpressure_assigned(kinfer_worker *w, kinfer_worker_part *p
         if (!rerr && !one->elems[0].err) {
             part->paused = true;
             char names[1024];
+            kinfer_worker_pause_reason reason =
+                w->over_limit
+                    ? limit_reason(w, atomic_load(&w->in_flight), atomic_load(&w->produce_blocked))
+                    : KINFER_WORKER_PAUSE_CONGESTED_MODEL;
+            kinfer_worker_metrics_paused(w->metrics, reason, 1);
             KINFER_LOGI("worker.pause",
-                        "partitions=1 in_flight=%lld bytes=%lld congested=%#llx over_limit=%d "
-                        "parts=%s assigned=1",
+                        "partitions=1 reason=%s in_flight=%lld bytes=%lld congested=%#llx "
+                        "over_limit=%d parts=%s assigned=1",
+                        kinfer_worker_pause_reason_name(reason),
                         (long long)atomic_load(&w->in_flight),
                         (long long)atomic_load(&w->in_flight_bytes),
                         (unsigned long long)atomic_load(&w->congested_mask), (int)w->over_limit,

@@ -1,28 +1,13 @@
 /* worker_dlq.c — dead letters: a message that cannot be decoded, is too
- * large, or has no usable reply address goes, byte for byte with its key
- * and headers, to the dead-letter topic with the reason and its source
- * coordinates in headers. Its offset finishes when that delivery succeeds.
- * Not the header rules (worker_route.c). */
+ * large, or has no usable reply address becomes a record for the
+ * dead-letter topic, byte for byte with its key and headers, plus the
+ * reason and its source coordinates in headers. Its offset finishes when
+ * that delivery succeeds. Not the header rules (worker_route.c) and not
+ * the produce or its too-large fallback (worker_produce.c). */
 #include <string.h>
-#include <unistd.h>
 
 #include "kinfer/kinfer_log.h"
 #include "worker_internal.h"
-
-static rd_kafka_resp_err_t dlq_produce(kinfer_worker *w, kinfer_worker_msg *msg, const void *key,
-                                       size_t key_len, const void *value, size_t len,
-                                       rd_kafka_headers_t *hdrs) {
-    rd_kafka_resp_err_t rerr;
-    for (;;) {
-        rerr = rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC(msg->reply_topic),
-                                 RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE((void *)value, len),
-                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
-                                 RD_KAFKA_V_OPAQUE(msg), RD_KAFKA_V_END);
-        if (rerr != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            return rerr;
-        usleep(1000);
-    }
-}
 
 void kinfer_worker_dlq_send(kinfer_worker_msg *msg, const char *reason) {
     kinfer_worker *w = msg->w;
@@ -46,39 +31,14 @@ void kinfer_worker_dlq_send(kinfer_worker_msg *msg, const char *reason) {
     KINFER_LOGW("worker.dead_letter", "topic=%s partition=%d offset=%lld dlq=%s reason=\"%s\"",
                 msg->part->topic, (int)msg->partition, (long long)msg->offset, msg->reply_topic,
                 reason);
+    /* Key and value stay in rkm until the produce copies them. */
     msg->is_dlq = true;
-    if (w->eos) {
-        /* Exactly-once: the dead letter commits with the offsets, too. */
-        if (kinfer_worker_txn_prepare(msg, rkm->key, rkm->key_len, rkm->payload, rkm->len, hdrs) !=
-            KINFER_OK) {
-            rd_kafka_headers_destroy(hdrs);
-            kinfer_worker_msg_abandon(msg, "out of memory", true);
-            return;
-        }
-        kinfer_worker_txn_hold(msg);
-        return;
-    }
-    msg->rkm = NULL; /* the delivery report owns msg from the produce on */
-    rd_kafka_resp_err_t rerr =
-        dlq_produce(w, msg, rkm->key, rkm->key_len, rkm->payload, rkm->len, hdrs);
-    if (rerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE) {
-        /* Larger than the producer may send: keep the evidence we can. */
-        rd_kafka_headers_t *h2 = NULL;
-        char why[KINFER_ERROR_MSG_MAX + 96];
-        snprintf(why, sizeof why, "%s; value of %zu bytes dropped: too large to forward", reason,
-                 rkm->len);
-        if (kinfer_worker_dlq_headers(req_hdrs, why, msg->part->topic, msg->partition, msg->offset,
-                                      &h2, &err) == KINFER_OK) {
-            rd_kafka_headers_destroy(hdrs);
-            hdrs = h2;
-            rerr = dlq_produce(w, msg, rkm->key, rkm->key_len, NULL, 0, hdrs);
-        }
-    }
-    if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rd_kafka_headers_destroy(hdrs);
-        msg->rkm = rkm;
-        kinfer_worker_msg_abandon(msg, rd_kafka_err2str(rerr), true);
-        return;
-    }
-    rd_kafka_message_destroy(rkm);
+    msg->out_key = rkm->key;
+    msg->out_key_len = rkm->key_len;
+    msg->out_value = rkm->payload;
+    msg->out_len = rkm->len;
+    msg->out_value_owned = false;
+    msg->out_hdrs = hdrs;
+    msg->node.bytes = 0; /* nothing beyond the request, already in the in-flight bytes */
+    kinfer_worker_produce(msg);
 }

@@ -2,7 +2,7 @@
  * (see worker_embedded.h). The cluster needs an rd_kafka_t to live in; a
  * producer handle with no bootstrap servers serves as that host and does
  * nothing else. */
-#include "worker_embedded.h"
+#include "kinfer/kinfer_embedded.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,7 +12,7 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include "kinfer/kinfer_log.h"
-#include "worker_route.h"
+#include "kinfer/kinfer_route.h"
 
 struct kinfer_worker_embedded {
     rd_kafka_t *host;

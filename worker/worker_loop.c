@@ -11,17 +11,6 @@
 #include "kinfer/kinfer_log.h"
 #include "worker_internal.h"
 
-static void *dr_main(void *arg) {
-    kinfer_worker *w = arg;
-    /* Named so that per-thread CPU accounting (bench/pipeline_bench.sh) can
-     * tell the Kafka side from the engine threads. */
-    pthread_setname_np(pthread_self(), "kinfer-dr");
-    while (!atomic_load(&w->dr_stop))
-        rd_kafka_poll(w->producer, 50);
-    rd_kafka_poll(w->producer, 0);
-    return NULL;
-}
-
 /* Requests the worker may hold unacknowledged before it pauses its input:
  * enough to keep every model's queue at its high watermark with a full
  * batch running, never unbounded. */
@@ -58,14 +47,26 @@ kinfer_err kinfer_worker_new(const kinfer_config *cfg, const kinfer_worker_optio
         pthread_rwlockattr_destroy(&attr);
         w->txn_lock_init = true;
     }
+    kinfer_worker_gens_init(&w->gens);
     if (opts)
         w->opts = *opts;
+    kinfer_worker_rdkafka_bugs(w);
     w->worker_id = cfg->worker.id ? cfg->worker.id : "kinfer";
     w->max_in_flight = w->opts.max_in_flight ? w->opts.max_in_flight : auto_max_in_flight(cfg);
     w->max_in_flight_bytes =
         w->opts.max_in_flight_bytes ? w->opts.max_in_flight_bytes : 256ULL << 20;
     kinfer_worker_encoders_init(&w->encoders, err);
+    w->producer_stop_ms = 5000;
     *out = w;
+    kinfer_worker_health_limits hl = {
+        .broker_grace_us = cfg->health.broker_grace_ms * 1000,
+        .poll_bound_us = kinfer_worker_max_poll_interval_ms(cfg) * 1000,
+        .stall_factor = cfg->health.batch_stall_factor,
+        .stall_min_us = cfg->health.batch_stall_min_ms * 1000,
+    };
+    /* Before the Kafka clients: their error callbacks report to it. */
+    if (kinfer_worker_health_new(&hl, &w->health, err) != KINFER_OK)
+        return err ? err->code : KINFER_ERR_NOMEM;
 
     kinfer_codec_limits limits;
     kinfer_codec_limits_default(&limits);
@@ -76,7 +77,9 @@ kinfer_err kinfer_worker_new(const kinfer_config *cfg, const kinfer_worker_optio
     limits.max_strings = cfg->limits.max_strings;
     limits.max_params = cfg->limits.max_params;
     kinfer_codec_frame_policy_default(&w->policy);
-    kinfer_err rc = kinfer_codec_decoder_new(&limits, &w->policy, &w->decoder, err);
+    kinfer_err rc = kinfer_worker_handoff_init(&w->handoff, err);
+    if (rc == KINFER_OK)
+        rc = kinfer_codec_decoder_new(&limits, &w->policy, &w->decoder, err);
     if (rc == KINFER_OK)
         rc = kinfer_worker_parts_new(&w->parts, err);
     if (rc == KINFER_OK) {
@@ -87,7 +90,13 @@ kinfer_err kinfer_worker_new(const kinfer_config *cfg, const kinfer_worker_optio
             names[i] = cfg->models[i].name;
         rc = kinfer_worker_metrics_new(names, cfg->nmodels, &w->metrics, err);
         free(names);
+        /* Generative kinds get the kinfer_llm_* series. */
+        for (size_t i = 0; rc == KINFER_OK && i < cfg->nmodels; i++)
+            if (cfg->models[i].load.kind && !strcmp(cfg->models[i].load.kind, "llm"))
+                kinfer_worker_metrics_set_generative(w->metrics, (int)i);
     }
+    if (rc == KINFER_OK && cfg->kafka.schema_registry_url)
+        rc = kinfer_worker_registry_new(&cfg->kafka, w->metrics, &w->registry, err);
     if (rc == KINFER_OK) {
         kinfer_engine_config ecfg = {
             .models = cfg->models,
@@ -95,6 +104,7 @@ kinfer_err kinfer_worker_new(const kinfer_config *cfg, const kinfer_worker_optio
             .cpu_threads = cfg->worker.cpu_threads,
             .on_complete = kinfer_worker_on_complete,
             .on_congestion = kinfer_worker_on_congestion,
+            .on_gen_chunk = kinfer_worker_on_gen_chunk,
             .callback_ctx = w,
         };
         rc = kinfer_engine_new(&ecfg, &w->engine, err);
@@ -114,12 +124,8 @@ kinfer_err kinfer_worker_new(const kinfer_config *cfg, const kinfer_worker_optio
                 w->warm_topics[w->nwarm_topics++] = rd_kafka_topic_new(w->producer, name, NULL);
         }
     }
-    if (rc == KINFER_OK) {
-        if (pthread_create(&w->dr_thread, NULL, dr_main, w))
-            rc = kinfer_error_set(err, KINFER_ERR_INTERNAL, "cannot start the producer thread");
-        else
-            w->dr_started = true;
-    }
+    if (rc == KINFER_OK)
+        rc = kinfer_worker_producer_start(w, err);
     if (rc == KINFER_OK && cfg->http.listen && *cfg->http.listen)
         rc = kinfer_worker_http_start(w, err);
     /* On failure the caller calls kinfer_worker_destroy(*out). */
@@ -146,9 +152,11 @@ static kinfer_err subscribe(kinfer_worker *w, kinfer_error *err) {
 /* The graceful half of a stop: everything accepted is finished or
  * abandoned, every finished reply acknowledged, the watermarks committed. */
 /* Leaves the assignment through ordinary polls before rd_kafka_consumer_close:
- * with librdkafka 2.0.2, an incremental assign that arrives while close runs
- * its own rebalance makes the revoke's rd_kafka_incremental_unassign block
- * forever inside close (test_worker_backpressure_stop.py). Unsubscribing
+ * an incremental assign that arrives while close runs its own rebalance
+ * makes the revoke's rd_kafka_incremental_unassign block forever inside
+ * close (test_worker_backpressure_stop.py; librdkafka 2.0.2, and still
+ * 2.14.2 although 2.4.0 fixed a neighbour, #4527: rdk_close_hangs_on_assign
+ * is set on every version). Unsubscribing
  * first lets the poll loop serve the assign and the revoke as usual; close
  * then has nothing left to hand back. Messages still returned meanwhile are
  * dropped unprocessed: their offsets are above the committed watermark, so
@@ -181,11 +189,16 @@ static void drain_and_commit(kinfer_worker *w) {
     KINFER_LOGI("worker.draining", "in_flight=%lld drain_timeout_ms=%lld",
                 (long long)atomic_load(&w->in_flight), (long long)w->cfg->worker.drain_timeout_ms);
     kinfer_engine_shutdown(w->engine, w->cfg->worker.drain_timeout_ms);
-    /* Replies still queued in the producer: give them the drain budget
-     * too (at least a few seconds, acks=all takes a round trip). */
+    /* Replies still waiting for the producer thread or queued in librdkafka:
+     * give them the drain budget too (at least a few seconds, acks=all
+     * takes a round trip). */
     int64_t flush_ms = w->cfg->worker.drain_timeout_ms;
     if (flush_ms < 5000)
         flush_ms = 5000;
+    w->producer_stop_ms = flush_ms;
+    if (!kinfer_worker_producer_drain(w, flush_ms))
+        KINFER_LOGE("worker.drain_timeout", "waiting=%zu action=\"offsets stay uncommitted\"",
+                    kinfer_worker_handoff_len(&w->handoff, NULL));
     rd_kafka_resp_err_t ferr = rd_kafka_flush(w->producer, (int)flush_ms);
     if (ferr)
         KINFER_LOGE("worker.flush_timeout", "queued=%d action=\"offsets stay uncommitted\"",
@@ -196,6 +209,101 @@ static void drain_and_commit(kinfer_worker *w) {
     kinfer_worker_commit(w, true);
     KINFER_LOGI("worker.drained", "ms=%lld left=%lld", (long long)((kinfer_mono_us() - t0) / 1000),
                 (long long)atomic_load(&w->in_flight));
+}
+
+/* The test hook behind KINFER_TEST_WEDGE_FILE (kinfer_worker_options): while
+ * that file exists the loop stops polling, as a wedged loop would, so that
+ * tests can see /healthz turn 503. Never set outside tests. */
+static void test_wedge(kinfer_worker *w, const volatile sig_atomic_t *stop) {
+    if (access(w->opts.test_wedge_file, F_OK) != 0)
+        return;
+    KINFER_LOGW("worker.test_wedge", "file=%s action=\"poll loop stops polling while it exists\"",
+                w->opts.test_wedge_file);
+    while (!(stop && *stop) && access(w->opts.test_wedge_file, F_OK) == 0)
+        usleep(100000);
+    KINFER_LOGW("worker.test_wedge", "file=%s action=\"polling again\"", w->opts.test_wedge_file);
+}
+
+/* "kinfer.conf: sasl.username line 8, sasl.password line 9 (${env:PW})":
+ * where the configuration sets the properties a hint names, so that the
+ * start-up error points at the lines to fix. */
+static void where_set(const kinfer_config *cfg, const char *hint, char *buf, size_t cap) {
+    static const char *const keys[] = {
+        "security.protocol", "sasl.mechanism",           "sasl.username",   "sasl.password",
+        "ssl.ca.location",   "ssl.certificate.location", "ssl.key.location"};
+    const kinfer_config_kvlist *lists[] = {&cfg->kafka.properties, &cfg->kafka.consumer_properties,
+                                           &cfg->kafka.producer_properties};
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t k = 0; k < sizeof keys / sizeof keys[0]; k++) {
+        if (!hint || !strstr(hint, keys[k]))
+            continue;
+        const kinfer_config_kv *found = NULL;
+        for (size_t l = 0; l < 3; l++)
+            for (size_t i = 0; i < lists[l]->n; i++)
+                if (!strcmp(lists[l]->items[i].key, keys[k]))
+                    found = &lists[l]->items[i]; /* the last one applied wins */
+        int n;
+        if (!found)
+            n = snprintf(buf + len, cap - len, "%s%s not set", len ? ", " : "", keys[k]);
+        else if (found->raw && found->line)
+            n = snprintf(buf + len, cap - len, "%s%s line %d (%s)", len ? ", " : "", keys[k],
+                         found->line, kinfer_config_kv_shown(found));
+        else
+            n = snprintf(buf + len, cap - len, "%s%s line %d", len ? ", " : "", keys[k],
+                         found->line);
+        if (n < 0 || (size_t)n >= cap - len)
+            break;
+        len += (size_t)n;
+    }
+}
+
+/* The start-up bound (health.startup_auth_timeout_ms): the cluster has
+ * refused our credentials or certificate since the start. Poll thread. */
+static bool startup_failed(kinfer_worker *w, kinfer_error *err) {
+    const char *hint = NULL;
+    char last[256];
+    int64_t bound_ms = w->cfg->health.startup_auth_timeout_ms;
+    if (w->opts.embedded ||
+        !kinfer_worker_health_startup_failed(w->health, bound_ms * 1000, &hint, last, sizeof last))
+        return false;
+    if (!hint)
+        hint = "authentication or TLS with the cluster failed";
+    char where[512];
+    where_set(w->cfg, hint, where, sizeof where);
+    KINFER_LOGE("worker.startup_failed",
+                "reason=auth_failed after_ms=%lld hint=\"%s\" config=%s set=\"%s\" error=\"%s\" "
+                "action=\"stopping; exit 1\"",
+                (long long)bound_ms, hint, w->cfg->path, where, last);
+    /* The lines to fix before the (long) last error, which a cut drops. */
+    char msg[KINFER_ERROR_MSG_MAX];
+    if (where[0])
+        snprintf(msg, sizeof msg, "start-up failed after %lld ms: %s; in %s: %s; last error: %s",
+                 (long long)bound_ms, hint, w->cfg->path, where, last);
+    else
+        snprintf(msg, sizeof msg, "start-up failed after %lld ms: %s; last error: %s",
+                 (long long)bound_ms, hint, last);
+    kinfer_error_set(err, KINFER_ERR_CONFIG, "%s", msg);
+    return true;
+}
+
+/* kafka.group_protocol = "consumer" on a broker without KIP-848 (Kafka 3.x
+ * as shipped): librdkafka would look for a coordinator forever, the worker
+ * would never join. A configuration mistake: say so and stop. */
+static bool kip848_refused(kinfer_worker *w, kinfer_error *err) {
+    if (!atomic_load(&w->kip848_unsupported) || kinfer_worker_health_is_joined(w->health))
+        return false;
+    KINFER_LOGE("worker.startup_failed",
+                "reason=group_protocol_unsupported config=%s key=kafka.group_protocol "
+                "action=\"stopping; exit 1\"",
+                w->cfg->path);
+    kinfer_error_set(err, KINFER_ERR_CONFIG,
+                     "%s: kafka.group_protocol = \"consumer\": the broker does not support the "
+                     "consumer group protocol (KIP-848: Kafka 4.0 or newer; Kafka 3.x only with "
+                     "group.coordinator.rebalance.protocols including consumer); use "
+                     "\"classic\"",
+                     w->cfg->path);
+    return true;
 }
 
 kinfer_err kinfer_worker_run(kinfer_worker *w, kinfer_error *err) {
@@ -210,14 +318,23 @@ kinfer_err kinfer_worker_run(kinfer_worker *w, kinfer_error *err) {
         rc = subscribe(w, err);
     if (rc != KINFER_OK)
         return rc;
-    kinfer_worker_metrics_set_ready(w->metrics, 1);
+    kinfer_worker_health_set_phase(w->health, KINFER_WORKER_PHASE_RUNNING);
+    kinfer_worker_metrics_set_in_flight_limit(w->metrics, w->max_in_flight);
     KINFER_LOGI("worker.start", "worker=%s group=%s models=%zu max_in_flight=%u delivery=%s",
                 w->worker_id, w->cfg->kafka.group, w->cfg->nmodels, w->max_in_flight,
                 kinfer_config_delivery_name(w->cfg->delivery));
     const volatile sig_atomic_t *stop = w->opts.stop_flag;
     int64_t interval_us = w->cfg->kafka.commit_interval_ms * 1000;
     w->last_commit_us = kinfer_mono_us();
+    bool failed_start = false;
     while (!(stop && *stop) && !atomic_load(&w->fatal)) {
+        kinfer_worker_health_polled(w->health, kinfer_mono_us());
+        if (startup_failed(w, err) || kip848_refused(w, err)) {
+            failed_start = true;
+            break;
+        }
+        if (w->opts.test_wedge_file)
+            test_wedge(w, stop);
         /* Short waits while saturated, so that a resume follows the drain
          * closely; the loop never blocks on anything but this poll. */
         int timeout = (w->over_limit || atomic_load(&w->congested_mask)) ? 2 : 100;
@@ -233,6 +350,7 @@ kinfer_err kinfer_worker_run(kinfer_worker *w, kinfer_error *err) {
             }
             rkm = rd_kafka_consumer_poll(w->consumer, 0);
         }
+        kinfer_worker_park_retry(w); /* the schema registry answered: go on */
         kinfer_worker_backpressure_apply(w);
         int64_t now = kinfer_mono_us();
         /* Exactly-once also commits by count, so one transaction stays
@@ -243,18 +361,26 @@ kinfer_err kinfer_worker_run(kinfer_worker *w, kinfer_error *err) {
             w->last_commit_us = now;
         }
     }
-    kinfer_worker_metrics_set_ready(w->metrics, 0);
+    kinfer_worker_health_set_phase(w->health, KINFER_WORKER_PHASE_DRAINING);
     bool fatal = atomic_load(&w->fatal);
-    KINFER_LOGI("worker.stopping", "reason=%s", fatal ? "fatal-error" : "signal");
+    KINFER_LOGI("worker.stopping", "reason=%s",
+                failed_start ? "startup-failed"
+                : fatal      ? "fatal-error"
+                             : "signal");
+    kinfer_worker_park_release(w, NULL, "stopping while waiting for the schema registry");
     drain_and_commit(w);
-    unsubscribe_and_release(w, 10000);
+    if (w->rdk_close_hangs_on_assign && !w->opts.test_close_directly)
+        unsubscribe_and_release(w, 10000);
     rd_kafka_resp_err_t cerr = rd_kafka_consumer_close(w->consumer);
     if (cerr)
         KINFER_LOGW("worker.close", "error=\"%s\"", rd_kafka_err2str(cerr));
     w->subscribed = false;
+    kinfer_worker_health_set_phase(w->health, KINFER_WORKER_PHASE_STOPPED);
     KINFER_LOGI("worker.stopped", "dead_letters=%llu delivery_failures=%llu",
                 (unsigned long long)kinfer_worker_metrics_dlq_count(w->metrics),
                 (unsigned long long)kinfer_worker_metrics_delivery_failed_count(w->metrics));
+    if (failed_start)
+        return KINFER_ERR_CONFIG; /* err was set by startup_failed */
     if (fatal)
         return kinfer_error_set(err, KINFER_ERR_KAFKA,
                                 "stopped after a fatal error (see the log above)");
@@ -265,15 +391,14 @@ void kinfer_worker_destroy(kinfer_worker *w) {
     if (!w)
         return;
     kinfer_worker_http_stop(w);
-    /* The engine first: its last completions still produce. */
+    /* The engine first: its last completions still produce. Then the
+     * producer thread, which produces what waits (producer_stop_ms), and a
+     * flush for the delivery reports. */
     if (w->engine)
         kinfer_engine_destroy(w->engine);
+    kinfer_worker_producer_stop(w);
     if (w->producer)
         rd_kafka_flush(w->producer, 5000);
-    if (w->dr_started) {
-        atomic_store(&w->dr_stop, 1);
-        pthread_join(w->dr_thread, NULL);
-    }
     if (w->consumer) {
         if (w->subscribed)
             rd_kafka_consumer_close(w->consumer);
@@ -289,8 +414,13 @@ void kinfer_worker_destroy(kinfer_worker *w) {
         rd_kafka_destroy(w->producer);
     if (w->decoder)
         kinfer_codec_decoder_destroy(w->decoder);
+    free(w->parked); /* emptied by the run's stop; a run never started parks nothing */
+    kinfer_worker_registry_destroy(w->registry);
     kinfer_worker_encoders_free(&w->encoders);
     kinfer_worker_parts_destroy(w->parts);
     kinfer_worker_metrics_destroy(w->metrics);
+    kinfer_worker_health_destroy(w->health);
+    kinfer_worker_handoff_destroy(&w->handoff);
+    kinfer_worker_gens_destroy(&w->gens);
     free(w);
 }

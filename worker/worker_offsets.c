@@ -256,6 +256,13 @@ int64_t kinfer_worker_part_commit_offset(kinfer_worker_part *part) {
     return off;
 }
 
+int64_t kinfer_worker_part_last_committed(kinfer_worker_part *part) {
+    pthread_mutex_lock(&part->lock);
+    int64_t off = part->last_committed;
+    pthread_mutex_unlock(&part->lock);
+    return off;
+}
+
 uint64_t kinfer_worker_part_pending(kinfer_worker_part *part) {
     pthread_mutex_lock(&part->lock);
     uint64_t n = part->wm.npending;

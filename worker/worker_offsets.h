@@ -140,6 +140,8 @@ bool kinfer_worker_offset_failed(const kinfer_worker_offset_ref *ref);
 /* Commit point and pending count under the partition's lock. */
 int64_t kinfer_worker_part_commit_offset(kinfer_worker_part *part);
 uint64_t kinfer_worker_part_pending(kinfer_worker_part *part);
+/* The commit point last handed to Kafka since the last reset; -1 = none. */
+int64_t kinfer_worker_part_last_committed(kinfer_worker_part *part);
 /* Forgets all tracked offsets and bumps the generation (assign/revoke). */
 void kinfer_worker_part_reset(kinfer_worker_part *part);
 

@@ -4,9 +4,10 @@
  * its watermark synchronously and only then lets it go, so a partition's
  * next owner starts exactly after the last acknowledged reply. Commits
  * carry the lowest unfinished offset per partition. Exactly-once commits go
- * through the transaction instead (worker_txn.c). Around librdkafka 2.0.2's
- * lost-assignment bug: periodic commits wait while the group rebalances, and
- * a lost partition's watermark is parked for the next assignment. All on the
+ * through the transaction instead (worker_txn.c). Around librdkafka's
+ * lost-assignment bug before 2.8.0: periodic commits wait while the group
+ * rebalances; and on any version a lost partition's watermark is parked for
+ * the next assignment. All on the
  * poll thread (librdkafka serves these callbacks from
  * rd_kafka_consumer_poll/close). */
 #include <string.h>
@@ -52,7 +53,9 @@ static void commit_list(kinfer_worker *w, rd_kafka_topic_partition_list_t *list,
  * the group's generation moves on. The statistics' join_state says when
  * this member is rejoining; a periodic commit then waits for "steady".
  * (While the broker prepares a rebalance and the member does not know yet,
- * commits with the current generation are still accepted.) */
+ * commits with the current generation are still accepted.) From 2.8.0 such
+ * a commit still fails but the assignment is kept and the next round
+ * retries, so the hold is off there (stats_hold, worker_kafka.c). */
 int kinfer_worker_on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque) {
     (void)rk;
     (void)len;
@@ -72,6 +75,7 @@ int kinfer_worker_on_stats(rd_kafka_t *rk, char *json, size_t len, void *opaque)
         /* Counts consecutive steady reports; a rebalance callback resets it. */
         atomic_store(&w->group_steady, steady ? (before < 1000 ? before + 1 : before) : 0);
     }
+    kinfer_worker_lag_on_stats(w, json, len);
     return 0; /* librdkafka frees json */
 }
 
@@ -111,8 +115,8 @@ void kinfer_worker_on_commit(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 }
 
 /* Waits until the listed partitions have no unacknowledged replies, or the
- * drain timeout passes. Completions and delivery reports run on other
- * threads meanwhile, so a plain sleep loop is enough. */
+ * drain timeout passes. Completions, the producer thread and delivery
+ * reports run on other threads meanwhile, so a plain sleep loop is enough. */
 static void revoke_drain(kinfer_worker *w, rd_kafka_topic_partition_list_t *list) {
     int64_t deadline = kinfer_mono_us() + w->cfg->worker.drain_timeout_ms * 1000;
     for (;;) {
@@ -125,8 +129,6 @@ static void revoke_drain(kinfer_worker *w, rd_kafka_topic_partition_list_t *list
         }
         if (!pending)
             return;
-        if (w->eos) /* replies parked behind the last commit */
-            kinfer_worker_txn_release_all(w);
         if (kinfer_mono_us() >= deadline) {
             KINFER_LOGW("worker.revoke_timeout",
                         "pending=%llu action=\"abandoned; their offsets stay uncommitted\"",
@@ -139,7 +141,8 @@ static void revoke_drain(kinfer_worker *w, rd_kafka_topic_partition_list_t *list
 
 /* librdkafka before 2.8 (issue #4059, fixed by PR #4908; Debian ships
  * 2.0.2) marks the whole assignment lost when an offset commit fails with
- * ILLEGAL_GENERATION, which any commit racing a cooperative rebalance can.
+ * ILLEGAL_GENERATION, which any commit racing a cooperative rebalance can;
+ * any version loses an assignment whose session expired (a broker outage).
  * The member is still in the group and the sticky assignor usually hands
  * the same partitions straight back, but their committed offsets are as old
  * as the last commit that got through: everything answered since would be
@@ -216,11 +219,15 @@ static void on_assign(kinfer_worker *w, rd_kafka_topic_partition_list_t *list, b
     KINFER_LOGI("worker.assigned", "partitions=%d total=%lld first=%s[%d]", list->cnt,
                 (long long)w->assigned_count, list->cnt ? list->elems[0].topic : "-",
                 list->cnt ? (int)list->elems[0].partition : -1);
-    kinfer_worker_metrics_set_partitions(w->metrics, w->assigned_count, 0);
+    kinfer_worker_metrics_set_partitions(w->metrics, w->assigned_count, 0,
+                                         KINFER_WORKER_PAUSE_CONGESTED_MODEL);
+    kinfer_worker_health_joined(w->health); /* even an empty assignment is a join */
 }
 
 static void on_revoke(kinfer_worker *w, rd_kafka_topic_partition_list_t *list, bool cooperative) {
     bool lost = rd_kafka_assignment_lost(w->consumer);
+    /* Requests waiting for the schema registry would hold the drain up. */
+    kinfer_worker_park_release(w, list, "partition revoked while waiting for the schema registry");
     if (!lost && w->eos) {
         /* The replies of the revoked partitions and their watermarks
          * commit in one transaction before the partitions go. */
@@ -298,14 +305,17 @@ static void on_revoke(kinfer_worker *w, rd_kafka_topic_partition_list_t *list, b
     }
     KINFER_LOGI("worker.revoked", "partitions=%d lost=%d total=%lld", list->cnt, (int)lost,
                 (long long)w->assigned_count);
-    kinfer_worker_metrics_set_partitions(w->metrics, w->assigned_count, 0);
+    kinfer_worker_metrics_set_partitions(w->metrics, w->assigned_count, 0,
+                                         KINFER_WORKER_PAUSE_CONGESTED_MODEL);
     w->applied_congestion_gen = atomic_load(&w->congestion_gen) - 1;
 }
 
 void kinfer_worker_on_rebalance(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                                 rd_kafka_topic_partition_list_t *parts, void *opaque) {
     kinfer_worker *w = opaque;
-    bool cooperative = !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
+    /* The consumer protocol (KIP-848) is always incremental. */
+    bool cooperative = w->cfg->kafka.group_protocol == KINFER_CONFIG_GROUP_PROTOCOL_CONSUMER ||
+                       !strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE");
     atomic_store(&w->group_steady, 0); /* wait for the statistics to say steady again */
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
         on_assign(w, parts, cooperative);

@@ -1,6 +1,7 @@
 /* worker_route.c — reply/DLQ topic choice, reply key, reply and dead-letter
  * headers (see worker_route.h). No Kafka I/O: only header lists are built. */
-#include "worker_route.h"
+#include "kinfer/kinfer_route.h"
+#include "kinfer/kinfer_codec.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -166,7 +167,16 @@ kinfer_err kinfer_worker_dlq_headers(const rd_kafka_headers_t *request_hdrs, con
     char part[16], off[24];
     snprintf(part, sizeof part, "%" PRId32, partition);
     snprintf(off, sizeof off, "%" PRId64, offset);
-    kinfer_err rc = header_add(hdrs, KINFER_HDR_ERROR, reason, -1, err);
+    /* The reason may quote request bytes (an unusable reply_to, say): our
+     * own header is text, so it follows the replies' repair rule, while
+     * the request's headers above keep their bytes. */
+    char fixed[3 * 1024];
+    size_t rlen = strlen(reason);
+    if (!kinfer_codec_utf8_valid(reason, rlen, NULL) || rlen > sizeof fixed) {
+        rlen = kinfer_codec_utf8_repair(reason, rlen, fixed, sizeof fixed);
+        reason = fixed;
+    }
+    kinfer_err rc = header_add(hdrs, KINFER_HDR_ERROR, reason, (ssize_t)rlen, err);
     if (rc == KINFER_OK)
         rc = header_add(hdrs, KINFER_HDR_SOURCE_TOPIC, topic, -1, err);
     if (rc == KINFER_OK)
@@ -179,4 +189,15 @@ kinfer_err kinfer_worker_dlq_headers(const rd_kafka_headers_t *request_hdrs, con
     }
     *out = hdrs;
     return KINFER_OK;
+}
+
+kinfer_err kinfer_worker_dlq_value_dropped(rd_kafka_headers_t *hdrs, size_t dropped_len,
+                                           kinfer_error *err) {
+    kinfer_str reason = kinfer_worker_header_last(hdrs, KINFER_HDR_ERROR);
+    char why[KINFER_ERROR_MSG_MAX + 96];
+    snprintf(why, sizeof why, "%.*s%svalue of %zu bytes dropped: too large to forward",
+             (int)(reason.len > KINFER_ERROR_MSG_MAX ? KINFER_ERROR_MSG_MAX : reason.len),
+             reason.ptr ? reason.ptr : "", reason.len ? "; " : "", dropped_len);
+    rd_kafka_header_remove(hdrs, KINFER_HDR_ERROR); /* NOENT when absent: fine */
+    return header_add(hdrs, KINFER_HDR_ERROR, why, -1, err);
 }

@@ -4,10 +4,15 @@
  *
  * Replies and dead letters are produced inside the open transaction in
  * each partition's consumption order: a finished reply whose predecessors
- * are still computing is held, so that when the commit flushes, every
+ * are still computing is held here, and every reply that is next in order
+ * goes into the hand-off (worker_handoff.h), whose FIFO the producer thread
+ * produces in order (worker_produce.c). So when the commit flushes, every
  * reply in the transaction is for an offset below the partition watermark
  * that the transaction commits (never one at or above it, which a crash
- * would otherwise answer twice). Commit: flush, send_offsets_to_transaction
+ * would otherwise answer twice). The producer thread produces holding
+ * txn_lock shared; commit and reset hold it exclusively, so a reply never
+ * enters a transaction between "offsets computed" and "committed"; a reply
+ * of a generation reset since is dropped. Commit: flush, send_offsets_to_transaction
  * with the watermarks and the consumer's group metadata, commit. Abort:
  * abort the transaction, forget tracked offsets (in-flight results of that
  * generation are then dropped) and seek every assigned partition back to
@@ -56,63 +61,16 @@ kinfer_err kinfer_worker_txn_init(kinfer_worker *w, kinfer_error *err) {
     return KINFER_OK;
 }
 
-void kinfer_worker_txn_out_free(kinfer_worker_msg *msg) {
-    free(msg->out_key);
-    free(msg->out_value);
-    if (msg->out_hdrs)
-        rd_kafka_headers_destroy(msg->out_hdrs);
-    msg->out_key = msg->out_value = NULL;
-    msg->out_hdrs = NULL;
-}
-
-/* Produces one held msg into the open transaction. Caller holds txn_lock
- * (shared) and the partition's release_lock; the delivery report owns msg
- * from a successful produce on. */
-static void produce_held(kinfer_worker *w, kinfer_worker_msg *msg) {
-    rd_kafka_headers_t *hdrs = msg->out_hdrs;
-    void *key = msg->out_key, *value = msg->out_value;
-    size_t key_len = msg->out_key_len, len = msg->out_len;
-    msg->out_hdrs = NULL;
-    msg->out_key = msg->out_value = NULL;
-    msg->in_txn = true;
-    atomic_fetch_add(&w->txn_outstanding, 1);
-    atomic_fetch_add(&w->txn_produced, 1);
-    rd_kafka_resp_err_t rerr;
-    for (;;) {
-        rerr = rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC(msg->reply_topic),
-                                 RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(value, len),
-                                 RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(hdrs),
-                                 RD_KAFKA_V_OPAQUE(msg), RD_KAFKA_V_END);
-        if (rerr != RD_KAFKA_RESP_ERR__QUEUE_FULL)
-            break;
-        usleep(1000); /* the producer thread drains the queue meanwhile */
-    }
-    if (rerr == RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE && msg->is_dlq) {
-        /* A dead letter larger than the producer may send: keep its key
-         * and headers (the reason), drop the value. */
-        rerr = rd_kafka_producev(w->producer, RD_KAFKA_V_TOPIC(msg->reply_topic),
-                                 RD_KAFKA_V_KEY(key, key_len), RD_KAFKA_V_VALUE(NULL, 0),
-                                 RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(msg), RD_KAFKA_V_END);
-    }
-    free(key);
-    free(value);
-    if (rerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        rd_kafka_headers_destroy(hdrs);
-        msg->in_txn = false;
-        atomic_fetch_sub(&w->txn_outstanding, 1);
-        kinfer_worker_msg_abandon(msg, rd_kafka_err2str(rerr), true); /* sets txn_abort */
-    }
-}
-
-/* Produces the partition's held replies that are next in order. Caller
- * holds txn_lock shared and the partition's release_lock. */
+/* Hands the partition's held replies that are next in order to the
+ * producer thread, in order. Caller holds the partition's release_lock, so
+ * two threads never interleave one partition's releases. */
 static void release_ready(kinfer_worker *w, kinfer_worker_part *part) {
     kinfer_worker_msg *head;
     while ((head = part->held) && head->ref.seq == part->release_seq) {
         part->held = head->held_next;
         head->held_next = NULL;
         part->release_seq++;
-        produce_held(w, head);
+        kinfer_worker_handoff_push(&w->handoff, &head->node);
     }
 }
 
@@ -125,17 +83,11 @@ void kinfer_worker_txn_hold(kinfer_worker_msg *msg) {
         kinfer_worker_msg_abandon(msg, "duplicate offset", false);
         return;
     }
-    /* While a commit holds txn_lock, the engine thread does not wait for
-     * it: the reply joins the held list and the committer releases it into
-     * the next transaction (kinfer_worker_txn_commit's release pass). */
-    bool shared = pthread_rwlock_tryrdlock(&w->txn_lock) == 0;
     pthread_mutex_lock(&part->release_lock);
     if (msg->ref.generation != part->release_gen) {
         /* From before an abort or revoke: the partition was rewound (or
          * handed over), so this result must not reach any transaction. */
         pthread_mutex_unlock(&part->release_lock);
-        if (shared)
-            pthread_rwlock_unlock(&w->txn_lock);
         kinfer_worker_msg_abandon(msg, "stale generation (aborted or revoked)", false);
         return;
     }
@@ -144,25 +96,16 @@ void kinfer_worker_txn_hold(kinfer_worker_msg *msg) {
         pp = &(*pp)->held_next;
     msg->held_next = *pp;
     *pp = msg;
-    if (shared)
-        release_ready(w, part);
+    release_ready(w, part);
     pthread_mutex_unlock(&part->release_lock);
-    if (shared)
-        pthread_rwlock_unlock(&w->txn_lock);
 }
 
-static void release_visit(kinfer_worker_part *part, void *ctx) {
+bool kinfer_worker_txn_stale(const kinfer_worker_msg *msg) {
+    kinfer_worker_part *part = msg->ref.part;
     pthread_mutex_lock(&part->release_lock);
-    release_ready(ctx, part);
+    bool stale = msg->ref.generation != part->release_gen;
     pthread_mutex_unlock(&part->release_lock);
-}
-
-/* Produces whatever replies were parked while a commit held txn_lock.
- * Poll thread (the partition table is poll-thread only). */
-void kinfer_worker_txn_release_all(kinfer_worker *w) {
-    pthread_rwlock_rdlock(&w->txn_lock);
-    kinfer_worker_parts_foreach(w->parts, release_visit, w);
-    pthread_rwlock_unlock(&w->txn_lock);
+    return stale;
 }
 
 /* Caller holds txn_lock exclusively. */
@@ -178,7 +121,6 @@ static void part_reset_locked(kinfer_worker_part *part) {
     pthread_mutex_unlock(&part->release_lock);
     while (m) {
         kinfer_worker_msg *next = m->held_next;
-        kinfer_worker_txn_out_free(m);
         kinfer_worker_msg_abandon(m, "dropped: partition reset", false);
         m = next;
     }
@@ -317,7 +259,6 @@ static bool abort_locked(kinfer_worker *w) {
 kinfer_err kinfer_worker_txn_commit(kinfer_worker *w, bool force_abort) {
     if (atomic_load(&w->fatal))
         return KINFER_ERR_KAFKA;
-    kinfer_worker_txn_release_all(w);
     pthread_rwlock_wrlock(&w->txn_lock);
     int verdict = force_abort || atomic_exchange(&w->txn_abort, 0) ? 1 : 0;
     txn_walk tw = {rd_kafka_topic_partition_list_new(16), false};
@@ -333,7 +274,6 @@ kinfer_err kinfer_worker_txn_commit(kinfer_worker *w, bool force_abort) {
         if (!tw.list->cnt && !atomic_load(&w->txn_produced)) {
             rd_kafka_topic_partition_list_destroy(tw.list);
             pthread_rwlock_unlock(&w->txn_lock);
-            kinfer_worker_txn_release_all(w);
             return KINFER_OK; /* nothing to commit */
         }
         verdict = commit_locked(w, tw.list);
@@ -372,27 +312,5 @@ kinfer_err kinfer_worker_txn_commit(kinfer_worker *w, bool force_abort) {
         }
     }
     pthread_rwlock_unlock(&w->txn_lock);
-    kinfer_worker_txn_release_all(w);
     return rc;
-}
-
-kinfer_err kinfer_worker_txn_prepare(kinfer_worker_msg *msg, const void *key, size_t key_len,
-                                     const void *value, size_t len, rd_kafka_headers_t *hdrs) {
-    void *k = key_len ? malloc(key_len) : NULL;
-    void *v = len ? malloc(len) : NULL;
-    if ((key_len && !k) || (len && !v)) {
-        free(k);
-        free(v);
-        return KINFER_ERR_NOMEM;
-    }
-    if (key_len)
-        memcpy(k, key, key_len);
-    if (len)
-        memcpy(v, value, len);
-    msg->out_key = k;
-    msg->out_key_len = key_len;
-    msg->out_value = v;
-    msg->out_len = len;
-    msg->out_hdrs = hdrs;
-    return KINFER_OK;
 }

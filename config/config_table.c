@@ -31,13 +31,10 @@
 static const char *const delivery_choices[] = {"at-least-once", "exactly-once", NULL};
 static const char *const assignment_choices[] = {"cooperative-sticky", "eager", "range",
                                                  "roundrobin", NULL};
+static const char *const group_protocol_choices[] = {"classic", "consumer", NULL};
 static const char *const framing_choices[] = {"same", "bare", "single-object", "confluent", NULL};
 static const char *const log_level_choices[] = {"debug", "info", "warn", "error", NULL};
-static const char *const kind_choices[] = {"mlp", "bert", NULL};
-static const char *const activation_choices[] = {"relu", "gelu", "tanh", "sigmoid", "none", NULL};
-static const char *const output_activation_choices[] = {"none", "sigmoid", "softmax", NULL};
 static const char *const nan_policy_choices[] = {"reject", "pass", NULL};
-static const char *const precision_choices[] = {"fp32", "fp16", "bf16", NULL};
 
 #define MIB (1024LL * 1024LL)
 
@@ -49,6 +46,9 @@ const kinfer_config_section kinfer_config_sections[] = {
     {"limits", "Limits on one decoded request; a request beyond them gets an INVALID_REQUEST "
                "reply without reaching a model."},
     {"http", "The metrics and health endpoint (`/metrics`, `/healthz`, `/readyz`)."},
+    {"health", "What `/readyz` and `/healthz` call not ready and not live (README, "
+               "\"Operations\"). Liveness also watches the poll loop against the consumer's "
+               "`max.poll.interval.ms`."},
     {"scheduler", "Scheduling defaults for every model that does not set the key itself."},
     {"models", "The model repository: a list of groups `( { ... }, { ... } )`, at least one. "
                "Every key of the `scheduler` section may also be set per model."},
@@ -102,9 +102,17 @@ const kinfer_config_prop kinfer_config_props[] = {
                     "`\"key=value\"` strings applied in order, e.g. "
                     "`[\"security.protocol=SASL_SSL\", \"sasl.mechanism=PLAIN\"]` (libconfig "
                     "setting names cannot contain dots, hence strings). Names and values are "
-                    "checked by librdkafka at load. Keys that kinfer sets from its own "
-                    "settings (`bootstrap.servers`, `group.id`, `enable.auto.commit`, ...) are "
-                    "refused."},
+                    "checked by librdkafka at load, and files named by `*.location` properties "
+                    "must be readable. Keys that kinfer sets from its own settings "
+                    "(`bootstrap.servers`, `group.id`, `enable.auto.commit`, ...) are refused. "
+                    "Secrets can stay out of the file: `${env:NAME}` in a value is the "
+                    "environment variable NAME, `${file:PATH}` the contents of the file PATH "
+                    "(one trailing newline dropped; relative to this file's directory); `$${` "
+                    "is a literal `${`. Both are resolved at load (a missing or empty one is "
+                    "an error naming the line and key) and never shown: `check-config` prints "
+                    "references as written and the values of secret properties "
+                    "(`sasl.password`, `ssl.key.password`, ...) as `[redacted]`. The same "
+                    "holds for `consumer_properties` and `producer_properties`."},
     {.name = "kafka.consumer_properties",
      KVLIST,
      ROOT(kafka.consumer_properties),
@@ -159,7 +167,20 @@ const kinfer_config_prop kinfer_config_props[] = {
      .def = "\"cooperative-sticky\"",
      .description = "Partition assignment. `cooperative-sticky` moves only the partitions that "
                     "must move; `eager` (librdkafka `range,roundrobin`), `range` and "
-                    "`roundrobin` revoke every partition on each rebalance."},
+                    "`roundrobin` revoke every partition on each rebalance. Classic group "
+                    "protocol only."},
+    {.name = "kafka.group_protocol",
+     ENUM,
+     ROOT(kafka.group_protocol),
+     .choices = group_protocol_choices,
+     .def = "\"classic\"",
+     .description = "Consumer group protocol (librdkafka `group.protocol`). `consumer` is "
+                    "KIP-848: the broker computes the assignment and members are never stopped "
+                    "for a rebalance; it needs librdkafka 2.10+ (GA in 2.12) and a broker with "
+                    "the protocol enabled (Kafka 4.0+ by default), and rules out "
+                    "`kafka.assignment_strategy`, `session.timeout.ms` and "
+                    "`heartbeat.interval.ms` (broker settings there: "
+                    "`group.consumer.session.timeout.ms`...). See docs/KAFKA-VERSIONS.md."},
     {.name = "kafka.max_message_bytes",
      INT,
      ROOT(kafka.max_message_bytes),
@@ -190,6 +211,45 @@ const kinfer_config_prop kinfer_config_props[] = {
      .description = "Exactly-once: the producer's `transactional.id` is `<prefix>-<worker.id>`. "
                     "Keep `worker.id` stable across restarts (e.g. the pod name) so that a "
                     "restarted worker at once fences its predecessor's open transaction."},
+    {.name = "kafka.schema_registry_url",
+     STRING,
+     ROOT(kafka.schema_registry_url),
+     .flags = OPTIONAL,
+     .def_doc = "none: a Confluent-framed request is read as the current schema",
+     .check = kinfer_config_check_url,
+     .description = "Base URL of a Schema Registry's Confluent-compatible API (e.g. "
+                    "`http://registry:8081` for Confluent's, "
+                    "`http://registry:8080/apis/ccompat/v7` for Apicurio's). When set, a "
+                    "Confluent-framed request's writer schema is fetched by id "
+                    "(`GET /schemas/ids/{id}`, once per id, off the poll thread) and resolved "
+                    "to the current schema; a reply to a Confluent-framed request is "
+                    "registered under `<reply topic>-value` and framed with that id. "
+                    "Credentials go in the two keys below, never in the URL."},
+    {.name = "kafka.schema_registry_user",
+     STRING,
+     ROOT(kafka.schema_registry_user),
+     .flags = OPTIONAL,
+     .def_doc = "none: no authentication",
+     .check = kinfer_config_check_printable,
+     .description = "HTTP basic-auth user for the Schema Registry; needs "
+                    "`schema_registry_password`."},
+    {.name = "kafka.schema_registry_password",
+     STRING,
+     ROOT(kafka.schema_registry_password),
+     .flags = OPTIONAL,
+     .def_doc = "none",
+     .description = "HTTP basic-auth password for the Schema Registry. A secret: write "
+                    "`${env:NAME}` or `${file:PATH}` to keep it out of the file (expanded at "
+                    "load); never logged, and `check-config` shows it as `[redacted]`."},
+    {.name = "kafka.schema_registry_timeout_ms",
+     INT,
+     ROOT(kafka.schema_registry_timeout_ms),
+     .min = 100,
+     .max = 60000,
+     .def = "5000",
+     .description = "Bound on one Schema Registry request (connect and transfer). Requests "
+                    "waiting for a schema id wait at most this long (the poll loop never "
+                    "waits); then they go to the dead-letter topic with the reason."},
 
     /* --- top level ------------------------------------------------------- */
     {.name = "delivery",
@@ -247,7 +307,9 @@ const kinfer_config_prop kinfer_config_props[] = {
      .max = 2147483647,
      .def = "0",
      .description = "Schema-registry id of InferenceResponse, written in Confluent-framed "
-                    "replies; 0 = not set. Required when `reply_framing` is `confluent`."},
+                    "replies; 0 = not set. Required when `reply_framing` is `confluent` and no "
+                    "`kafka.schema_registry_url` is set (a registry gives the id of the "
+                    "reply topic's subject instead)."},
 
     /* --- limits ---------------------------------------------------------- */
     {.name = "limits.max_tensors",
@@ -296,6 +358,60 @@ const kinfer_config_prop kinfer_config_props[] = {
      .description = "`host:port` of the HTTP server (`[::1]:9464` for IPv6); empty disables "
                     "it."},
 
+    /* --- health ---------------------------------------------------------- */
+    {.name = "health.broker_grace_ms",
+     INT,
+     ROOT(health.broker_grace_ms),
+     .min = 0,
+     .max = 3600000,
+     .def = "15000",
+     .description = "How long the cluster may stay unreachable (every broker down, no answer "
+                    "to the worker's metadata probe, or authentication/TLS failing) before "
+                    "`/readyz` turns 503. Kubernetes' readiness probe then needs only a short "
+                    "failure threshold of its own."},
+    {.name = "health.probe_interval_ms",
+     INT,
+     ROOT(health.probe_interval_ms),
+     .min = 100,
+     .max = 60000,
+     .def = "2000",
+     .description = "How often the worker asks the cluster for metadata (a small request) to "
+                    "know that it answers; also that probe's timeout. Only with `http.listen` "
+                    "set."},
+    {.name = "health.startup_auth_timeout_ms",
+     INT,
+     ROOT(health.startup_auth_timeout_ms),
+     .min = 0,
+     .max = 3600000,
+     .def = "10000",
+     .description = "A worker that has never reached the cluster stops with a start-up error "
+                    "(exit status 1, one log line naming the properties to check) once an "
+                    "authentication or TLS failure has lasted this long: a wrong "
+                    "`sasl.password`, `sasl.username` or `sasl.mechanism`, an untrusted "
+                    "certificate (`ssl.ca.location`), a `security.protocol` that does not "
+                    "match the listener. Retrying does not fix those; the wait covers SCRAM "
+                    "users that are still reaching every broker. Once the worker has reached "
+                    "the cluster, such failures only make it not ready (`auth_failed`) while "
+                    "librdkafka retries. 0: never stop, only be not ready."},
+    {.name = "health.batch_stall_factor",
+     INT,
+     ROOT(health.batch_stall_factor),
+     .min = 2,
+     .max = 1000000,
+     .def = "20",
+     .description = "`/healthz` turns 503 when an executor has been inside one batch longer "
+                    "than this many times the latency learned for a batch of its size (and "
+                    "longer than `batch_stall_min_ms`): a wedged kernel, driver or BLAS call."},
+    {.name = "health.batch_stall_min_ms",
+     INT,
+     ROOT(health.batch_stall_min_ms),
+     .min = 1,
+     .max = 86400000,
+     .def = "60000",
+     .description = "The least time inside one batch that `/healthz` calls stalled, whatever "
+                    "the learned latency (first batches, cold GPUs and cuBLAS start-up are "
+                    "slow)."},
+
     /* --- models (and scheduler) ------------------------------------------ */
     {.name = "name",
      STRING,
@@ -314,31 +430,33 @@ const kinfer_config_prop kinfer_config_props[] = {
      CHOICE,
      MODEL(load.kind),
      .flags = REQUIRED,
-     .choices = kind_choices,
-     .description = "`mlp`: dense layers in a safetensors file. `bert`: a Hugging Face encoder "
-                    "directory."},
+     .choices_of = kinfer_config_kind_choices,
+     .description = "A kind of the engine's kind table; what each kind takes is under "
+                    "[Model kinds](#model-kinds)."},
     {.name = "path",
      PATH,
      MODEL(load.path),
      .flags = REQUIRED,
      .check = kinfer_config_check_nonempty,
-     .description = "The model: a file for `mlp`, a directory for `bert`. A relative path is "
-                    "relative to the config file's directory. Must exist (checked at load; "
-                    "the worker loads the model)."},
+     .description = "The model: a file or a directory, as its kind says ([Model "
+                    "kinds](#model-kinds)). A relative path is relative to the config file's "
+                    "directory. Must exist (checked at load; the worker loads the model)."},
     {.name = "activation",
      CHOICE,
      MODEL(load.activation),
      .flags = OPTIONAL,
-     .choices = activation_choices,
+     .choices_of = kinfer_config_activation_choices,
      .def_doc = "unset (the model file's)",
-     .description = "Hidden-layer activation, overriding the model file's metadata."},
+     .description = "Hidden-layer activation, overriding the model file's metadata. Only for "
+                    "kinds that have activations ([Model kinds](#model-kinds))."},
     {.name = "output_activation",
      CHOICE,
      MODEL(load.output_activation),
      .flags = OPTIONAL,
-     .choices = output_activation_choices,
+     .choices_of = kinfer_config_output_activation_choices,
      .def_doc = "unset (the model file's)",
-     .description = "Activation of the last layer, overriding the model file's metadata."},
+     .description = "Activation of the last layer, overriding the model file's metadata. Only "
+                    "for kinds that have activations ([Model kinds](#model-kinds))."},
     {.name = "nan_policy",
      ENUM,
      MODEL(load.nan_policy),
@@ -349,9 +467,14 @@ const kinfer_config_prop kinfer_config_props[] = {
     {.name = "precision",
      CHOICE,
      MODEL(load.precision),
-     .choices = precision_choices,
+     .choices_of = kinfer_config_precision_choices,
      .def = "\"fp32\"",
-     .description = "Weight and compute type on GPUs (the CPU backend computes in fp32)."},
+     .description = "Weight and compute type, one of the model's kind's precisions. GPUs: "
+                    "fp32, fp16, bf16. CPU: fp32, bf16 (needs AVX512-BF16 or AMX), int8 "
+                    "(dynamic per-row activations, per-channel weights; needs AVX512-VNNI, "
+                    "AVX-VNNI or AMX; kind bert runs int8 in the dense layers measured "
+                    "insensitive and bf16, else fp32, in the others); a CPU without them, and "
+                    "fp16, run fp32 with a logged warning."},
     {.name = "devices",
      DEVICES,
      MODEL(devices),
@@ -385,7 +508,43 @@ const kinfer_config_prop kinfer_config_props[] = {
      .max = 16777216,
      .def = "0",
      .description = "Text models: most padded tokens in one batch; 0 = no limit beyond "
-                    "`max_batch_size`."},
+                    "`max_batch_size`. Generative models (`llm`): the per-step token budget "
+                    "(one decode token per running sequence plus prefill chunks of newly "
+                    "admitted ones); 0 = 512; at least `max_batch_size`."},
+    {.name = "context_length",
+     INT,
+     MODEL(load.context_length),
+     .min = 0,
+     .max = 1048576,
+     .def = "0",
+     .description = "Generative models: the most positions (prompt + generated tokens) of "
+                    "one sequence, at most the model's own; 0 = the model's own. A prompt "
+                    "plus `max_tokens` beyond it is an INVALID_REQUEST."},
+    {.name = "kv_block_tokens",
+     INT,
+     MODEL(load.kv_block_tokens),
+     .min = 0,
+     .max = 4096,
+     .def = "0",
+     .description = "Generative models: tokens per block of the paged KV cache; 0 = 16."},
+    {.name = "kv_cache_bytes",
+     INT,
+     MODEL(kv_cache_bytes),
+     .min = 0,
+     .max = 1099511627776LL,
+     .def = "0",
+     .description = "Generative models: KV cache memory per replica, in bytes (write values "
+                    "over 2^31 with an L suffix); 0 = 256 MiB. When its blocks run out the "
+                    "least urgent sequence is preempted and recomputed later."},
+    {.name = "default_max_tokens",
+     INT,
+     MODEL(default_max_tokens),
+     .min = 0,
+     .max = 1048576,
+     .def = "0",
+     .description = "Generative models: `max_tokens` of a request whose `generation` sets "
+                    "none; 0 = as many as the context (and the KV cache) leave after the "
+                    "prompt."},
     {.name = "max_queue_delay_us",
      INT,
      MODEL(max_queue_delay_us),
@@ -431,8 +590,33 @@ const kinfer_config_prop kinfer_config_props[] = {
      .def = "0",
      .description = "Queued requests beyond which new ones get OVERLOADED replies; 0 = never "
                     "(pausing alone bounds the queue). Otherwise at least `max_queue`."},
+    {.name = "bulk_slice_us",
+     INT,
+     MODEL(bulk_slice_us),
+     .flags = SCHED,
+     .min = 1,
+     .max = 3600000000LL,
+     .def = "1000",
+     .description = "Bulk lane (requests with `priority` below 0): while online requests are "
+                    "around, the most estimated compute of a batch of bulk requests, in "
+                    "microseconds (it takes at least one); an online arrival waits behind "
+                    "about this much bulk work."},
+    {.name = "bulk_idle_ms",
+     INT,
+     MODEL(bulk_idle_ms),
+     .flags = SCHED,
+     .min = 1,
+     .max = 2592000000LL,
+     .def = "1000",
+     .description = "Bulk lane: how long after the last online request arrived the online "
+                    "lane still counts as active (bulk batches capped by `bulk_slice_us`); "
+                    "after that, bulk batches are as full as online ones."},
 };
 const size_t kinfer_config_nprops = sizeof(kinfer_config_props) / sizeof(kinfer_config_props[0]);
+
+int kinfer_config_low_watermark_index(void) {
+    return kinfer_config_prop_find(KINFER_CONFIG_SCOPE_MODEL, "queue_low_watermark");
+}
 
 int kinfer_config_prop_find(kinfer_config_scope scope, const char *name) {
     for (size_t i = 0; i < kinfer_config_nprops; i++)
@@ -475,6 +659,7 @@ const char *kinfer_config_assignment_rdkafka(kinfer_config_assignment assignment
 _Static_assert(KINFER_CONFIG_DELIVERY_EXACTLY_ONCE == 1, "delivery_choices order");
 _Static_assert(KINFER_CONFIG_ASSIGNMENT_ROUNDROBIN == 3, "assignment_choices order");
 _Static_assert(KINFER_CONFIG_FRAMING_CONFLUENT == 3, "framing_choices order");
+_Static_assert(KINFER_CONFIG_GROUP_PROTOCOL_CONSUMER == 1, "group_protocol_choices order");
 _Static_assert(KINFER_LOG_DEBUG == 0 && KINFER_LOG_ERROR == 3, "log_level_choices order");
 _Static_assert(KINFER_NAN_REJECT == 0 && KINFER_NAN_PASS == 1, "nan_policy_choices order");
 _Static_assert(sizeof(kinfer_config_delivery) == sizeof(int), "ENUM properties are stored as int");

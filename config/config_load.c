@@ -1,7 +1,8 @@
 /* config_load.c — reads a libconfig file and fills a kinfer_config from the
  * property table: one walk over the file in file order (unknown keys, types,
- * ranges, choices), then defaults. Every error names file, line and key.
- * Rules across keys are in config_rules.c; nothing here loads a model. */
+ * ranges, choices), then defaults. Every error names file, line and key
+ * (config_ctx.c). Rules across keys are in config_rules.c, the model kinds'
+ * rules in config_kinds.c; nothing here loads a model. */
 #include <errno.h>
 #include <libconfig.h>
 #include <librdkafka/rdkafka.h>
@@ -12,25 +13,6 @@
 #include <unistd.h>
 
 #include "config_table.h"
-
-/* --- errors ---------------------------------------------------------------- */
-
-kinfer_err kinfer_config_fail(kinfer_config_load_ctx *c, int line, const char *key, const char *fmt,
-                              ...) {
-    char what[KINFER_ERROR_MSG_MAX];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(what, sizeof(what), fmt, ap);
-    va_end(ap);
-    if (line > 0)
-        return kinfer_error_set(c->err, KINFER_ERR_CONFIG, "%s:%d: %s: %s", c->file, line, key,
-                                what);
-    return kinfer_error_set(c->err, KINFER_ERR_CONFIG, "%s: %s: %s", c->file, key, what);
-}
-
-kinfer_err kinfer_config_nomem(kinfer_config_load_ctx *c) {
-    return kinfer_error_set(c->err, KINFER_ERR_NOMEM, "%s: out of memory", c->file);
-}
 
 static const char *type_name(int type) {
     switch (type) {
@@ -56,34 +38,6 @@ static const char *type_name(int type) {
 
 static int line_of(const config_setting_t *s) {
     return (int)config_setting_source_line(s);
-}
-
-/* --- storage owned by the config --------------------------------------------- */
-
-static void *own(kinfer_config_load_ctx *c, void *p) {
-    struct kinfer_config_state *st = c->st;
-    if (!p)
-        return NULL;
-    if (st->nallocs == st->capallocs) {
-        size_t cap = st->capallocs ? st->capallocs * 2 : 64;
-        void **grown = realloc(st->allocs, cap * sizeof(*grown));
-        if (!grown) {
-            free(p);
-            return NULL;
-        }
-        st->allocs = grown;
-        st->capallocs = cap;
-    }
-    st->allocs[st->nallocs++] = p;
-    return p;
-}
-
-static char *own_strdup(kinfer_config_load_ctx *c, const char *s) {
-    return own(c, strdup(s));
-}
-
-void *kinfer_config_own_calloc(kinfer_config_load_ctx *c, size_t n, size_t size) {
-    return own(c, calloc(n ? n : 1, size));
 }
 
 static void put_int(char *dst, size_t size, int64_t v) {
@@ -237,9 +191,13 @@ static const char *shown(const char *value, char *buf, size_t buflen) {
 static kinfer_err check_string(kinfer_config_load_ctx *c, const kinfer_config_prop *p,
                                const char *value, int line, const char *key) {
     char why[256], buf[128];
-    if (p->check && !p->check(value, why, sizeof(why)))
+    if (p->check && !p->check(value, why, sizeof(why))) {
+        /* A URL refused for its user:password@ part is not quoted back. */
+        if (p->check == kinfer_config_check_url && strchr(value, '@'))
+            return kinfer_config_fail(c, line, key, "%s", why);
         return kinfer_config_fail(c, line, key, "%s (got \"%s\")", why,
                                   shown(value, buf, sizeof(buf)));
+    }
     return KINFER_OK;
 }
 
@@ -248,14 +206,15 @@ static kinfer_err choice_index(kinfer_config_load_ctx *c, const kinfer_config_pr
     char list[256] = "", buf[128];
     const char *best = NULL;
     size_t bestd = (size_t)-1;
-    for (int i = 0; p->choices[i]; i++) {
-        if (!strcmp(p->choices[i], value)) {
+    for (int i = 0; kinfer_config_choices(p)[i]; i++) {
+        if (!strcmp(kinfer_config_choices(p)[i], value)) {
             *out = i;
             return KINFER_OK;
         }
         size_t used = strlen(list);
-        snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "", p->choices[i]);
-        consider(value, p->choices[i], &best, &bestd);
+        snprintf(list + used, sizeof(list) - used, "%s%s", i ? ", " : "",
+                 kinfer_config_choices(p)[i]);
+        consider(value, kinfer_config_choices(p)[i], &best, &bestd);
     }
     if (best)
         return kinfer_config_fail(c, line, key,
@@ -265,10 +224,80 @@ static kinfer_err choice_index(kinfer_config_load_ctx *c, const kinfer_config_pr
                               shown(value, buf, sizeof(buf)));
 }
 
+/* A "key=value" property: the check looks at the key. A message quotes the
+ * value only when the key is a well-formed name of no secret: a misspelt
+ * "sasl password" may well carry one. */
+static kinfer_err check_kv_string(kinfer_config_load_ctx *c, const kinfer_config_prop *p,
+                                  const char *value, int line, const char *key) {
+    char why[256], buf[128];
+    if (!p->check || p->check(value, why, sizeof(why)))
+        return KINFER_OK;
+    const char *eq = strchr(value, '=');
+    char name[128];
+    snprintf(name, sizeof(name), "%.*s", eq ? (int)(eq - value) : (int)strlen(value), value);
+    bool plain = name[0] && strspn(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                         "0123456789._-") == strlen(name);
+    if (!eq || (plain && !kinfer_config_secret_key(name)))
+        return check_string(c, p, value, line, key);
+    return kinfer_config_fail(c, line, key, "%s (got \"%s=...\")", why,
+                              shown(name, buf, sizeof(buf)));
+}
+
+/* `${env:NAME}` / `${file:PATH}` in a property's value (config_secret.c):
+ * expanded now, so that a missing variable or file fails at load with
+ * file, line and key. The expansion is a secret; raw keeps what was
+ * written, for check-config. */
+static kinfer_err expand_kv(kinfer_config_load_ctx *c, kinfer_config_kv *kv, int line,
+                            const char *key) {
+    char *expanded = NULL;
+    kinfer_error xerr;
+    kinfer_error_clear(&xerr);
+    if (kinfer_config_expand_refs(kv->value, c->cfg->base_dir, &expanded, &xerr) != KINFER_OK)
+        return kinfer_config_fail(c, line, key, "%s: %s", kv->key, xerr.msg);
+    if (!expanded)
+        return KINFER_OK;
+    struct kinfer_config_state *st = c->st;
+    if (st->nsecrets == st->capsecrets) {
+        size_t cap = st->capsecrets ? st->capsecrets * 2 : 8;
+        char **grown = realloc(st->secrets, cap * sizeof(*grown));
+        if (!grown) {
+            memset(expanded, 0, strlen(expanded));
+            free(expanded);
+            return kinfer_config_nomem(c);
+        }
+        st->secrets = grown;
+        st->capsecrets = cap;
+    }
+    st->secrets[st->nsecrets++] = expanded; /* zeroed and freed by kinfer_config_free */
+    kv->raw = kv->value;
+    kv->value = expanded;
+    kv->secret = true;
+    return KINFER_OK;
+}
+
+/* A secret string property (kafka.schema_registry_password): ${env:} and
+ * ${file:} expanded now like a secret librdkafka property; the value is
+ * never put in a message. */
+static kinfer_err store_secret(kinfer_config_load_ctx *c, const char *v, char *dst, int line,
+                               const char *key) {
+    kinfer_config_kv kv = {.key = "value", .value = v};
+    kinfer_err rc = expand_kv(c, &kv, line, key);
+    if (rc)
+        return rc;
+    if (!kv.value[0])
+        return kinfer_config_fail(c, line, key, "must not be empty");
+    char *copy = kv.secret ? (char *)kv.value : kinfer_config_own_strdup(c, kv.value);
+    if (!copy)
+        return kinfer_config_nomem(c);
+    memcpy(dst, &copy, sizeof(copy));
+    return KINFER_OK;
+}
+
 /* librdkafka knows its own properties: let it check names and values now,
  * so that a typo fails check-config instead of the worker's start. */
-static kinfer_err check_rdkafka(kinfer_config_load_ctx *c, const char *k, const char *v, int line,
+static kinfer_err check_rdkafka(kinfer_config_load_ctx *c, const kinfer_config_kv *kv, int line,
                                 const char *key) {
+    const char *k = kv->key, *v = kv->value;
     /* plugin.library.paths dlopen()s at set time; leave it to the worker. */
     if (!strcmp(k, "plugin.library.paths"))
         return KINFER_OK;
@@ -276,11 +305,22 @@ static kinfer_err check_rdkafka(kinfer_config_load_ctx *c, const char *k, const 
         return kinfer_config_nomem(c);
     char errstr[256] = "";
     rd_kafka_conf_res_t res = rd_kafka_conf_set(c->rk, k, v, errstr, sizeof(errstr));
-    if (res == RD_KAFKA_CONF_OK)
+    if (res == RD_KAFKA_CONF_OK) {
+        /* A CA or key file that is not there fails here, not as an
+         * OpenSSL error at the worker's start. */
+        char why[512];
+        if (!kinfer_config_check_rdkafka_file(k, v, why, sizeof why))
+            return kinfer_config_fail(c, line, key, "%s", why);
         return KINFER_OK;
+    }
     if (res == RD_KAFKA_CONF_UNKNOWN)
         return kinfer_config_fail(c, line, key, "librdkafka has no property \"%s\"", k);
     char buf[128];
+    /* librdkafka's reason may quote the value: not for a secret. */
+    if (kv->secret)
+        return kinfer_config_fail(c, line, key, "librdkafka refuses \"%s=%s\"%s%s", k,
+                                  kinfer_config_kv_shown(kv), strstr(errstr, v) ? "" : ": ",
+                                  strstr(errstr, v) ? "" : errstr);
     return kinfer_config_fail(c, line, key, "librdkafka refuses \"%s=%s\": %s", k,
                               shown(v, buf, sizeof(buf)), errstr);
 }
@@ -311,10 +351,11 @@ static kinfer_err store_list(kinfer_config_load_ctx *c, const kinfer_config_prop
             return kinfer_config_fail(c, eline, ekey, "expected string, got %s",
                                       type_name(config_setting_type(e)));
         const char *v = config_setting_get_string(e);
-        kinfer_err rc = check_string(c, p, v, eline, ekey);
+        kinfer_err rc = p->type == KINFER_CONFIG_TYPE_KVLIST ? check_kv_string(c, p, v, eline, ekey)
+                                                             : check_string(c, p, v, eline, ekey);
         if (rc)
             return rc;
-        char *copy = own_strdup(c, v);
+        char *copy = kinfer_config_own_strdup(c, v);
         if (!copy)
             return kinfer_config_nomem(c);
         if (p->type == KINFER_CONFIG_TYPE_STRLIST) {
@@ -328,7 +369,11 @@ static kinfer_err store_list(kinfer_config_load_ctx *c, const kinfer_config_prop
                                               copy, key, j);
             kvs[i].key = copy;
             kvs[i].value = eq + 1;
-            if ((rc = check_rdkafka(c, kvs[i].key, kvs[i].value, eline, ekey)))
+            kvs[i].secret = kinfer_config_secret_key(copy);
+            kvs[i].line = eline;
+            if ((rc = expand_kv(c, &kvs[i], eline, ekey)))
+                return rc;
+            if ((rc = check_rdkafka(c, &kvs[i], eline, ekey)))
                 return rc;
         } else { /* DEVICES */
             for (int j = 0; j < i; j++)
@@ -380,10 +425,12 @@ static kinfer_err store(kinfer_config_load_ctx *c, const kinfer_config_prop *p, 
         if (type != CONFIG_TYPE_STRING)
             return kinfer_config_fail(c, line, key, "expected string, got %s", type_name(type));
         const char *v = config_setting_get_string(s);
+        if (kinfer_config_secret_key(p->name))
+            return store_secret(c, v, dst, line, key);
         kinfer_err rc = check_string(c, p, v, line, key);
         if (rc)
             return rc;
-        char *copy = own_strdup(c, v);
+        char *copy = kinfer_config_own_strdup(c, v);
         if (!copy)
             return kinfer_config_nomem(c);
         memcpy(dst, &copy, sizeof(copy));
@@ -400,7 +447,7 @@ static kinfer_err store(kinfer_config_load_ctx *c, const kinfer_config_prop *p, 
         if (p->type == KINFER_CONFIG_TYPE_ENUM)
             memcpy(dst, &idx, sizeof(idx));
         else
-            memcpy(dst, &p->choices[idx], sizeof(p->choices[idx]));
+            memcpy(dst, &kinfer_config_choices(p)[idx], sizeof(kinfer_config_choices(p)[idx]));
         return KINFER_OK;
     }
     case KINFER_CONFIG_TYPE_STRLIST:
@@ -557,21 +604,17 @@ static kinfer_err apply_root_defaults(kinfer_config_load_ctx *c) {
             strcpy(host, "kinfer");
         host[sizeof(host) - 1] = '\0';
         snprintf(id, sizeof(id), "%s-%ld", host, (long)getpid());
-        if (!(cfg->worker.id = own_strdup(c, id)))
+        if (!(cfg->worker.id = kinfer_config_own_strdup(c, id)))
             return kinfer_config_nomem(c);
         src[wid] = KINFER_CONFIG_SRC_COMPUTED;
     }
     int txn = kinfer_config_prop_find(KINFER_CONFIG_SCOPE_ROOT, "kafka.transactional_id_prefix");
     if (src[txn] == KINFER_CONFIG_SRC_UNSET) {
-        if (!(cfg->kafka.transactional_id_prefix = own_strdup(c, cfg->kafka.group)))
+        if (!(cfg->kafka.transactional_id_prefix = kinfer_config_own_strdup(c, cfg->kafka.group)))
             return kinfer_config_nomem(c);
         src[txn] = KINFER_CONFIG_SRC_COMPUTED;
     }
     return KINFER_OK;
-}
-
-int kinfer_config_low_watermark_index(void) {
-    return kinfer_config_prop_find(KINFER_CONFIG_SCOPE_MODEL, "queue_low_watermark");
 }
 
 static kinfer_err apply_scheduler_defaults(kinfer_config_load_ctx *c) {
@@ -675,16 +718,16 @@ static kinfer_err load_parsed(kinfer_config_load_ctx *c, config_t *lc) {
 
 static kinfer_err set_origin(kinfer_config_load_ctx *c, const char *origin) {
     kinfer_config *cfg = c->cfg;
-    if (!(cfg->path = own_strdup(c, origin)))
+    if (!(cfg->path = kinfer_config_own_strdup(c, origin)))
         return kinfer_config_nomem(c);
     const char *slash = strrchr(origin, '/');
     char *dir;
     if (!slash)
-        dir = own_strdup(c, ".");
+        dir = kinfer_config_own_strdup(c, ".");
     else if (slash == origin)
-        dir = own_strdup(c, "/");
+        dir = kinfer_config_own_strdup(c, "/");
     else
-        dir = own(c, strndup(origin, (size_t)(slash - origin)));
+        dir = kinfer_config_own(c, strndup(origin, (size_t)(slash - origin)));
     if (!dir)
         return kinfer_config_nomem(c);
     cfg->base_dir = dir;
@@ -765,6 +808,12 @@ void kinfer_config_free(kinfer_config *cfg) {
         for (size_t i = 0; i < st->nallocs; i++)
             free(st->allocs[i]);
         free(st->allocs);
+        /* Expanded secrets do not linger in freed memory. */
+        for (size_t i = 0; i < st->nsecrets; i++) {
+            memset(st->secrets[i], 0, strlen(st->secrets[i]));
+            free(st->secrets[i]);
+        }
+        free(st->secrets);
         free(st);
     }
     memset(cfg, 0, sizeof(*cfg));

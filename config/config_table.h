@@ -1,4 +1,4 @@
-/* config_table.h — private to the config module (worker/config_*.c): the
+/* config_table.h — private to the config module (config/config_*.c): the
  * shape of the one property table, the load state that records where every
  * value came from, and helpers shared by loading and printing.
  * Not a public API: the rest of the worker uses config.h only. */
@@ -10,7 +10,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "config.h"
+#include "kinfer/kinfer_config.h"
 
 typedef enum kinfer_config_type {
     KINFER_CONFIG_TYPE_STRING,  /* const char * */
@@ -51,6 +51,9 @@ typedef struct kinfer_config_prop {
     size_t size;                /* sizeof the member; INT values are 4 or 8 bytes */
     int64_t min, max;           /* INT: inclusive range; lists: element count range */
     const char *const *choices; /* ENUM/CHOICE: NULL-terminated, index = stored value */
+    /* CHOICE whose values belong to another table (the engine's kind
+     * table, config_kinds.c): called instead of `choices`. */
+    const char *const *(*choices_of)(void);
     /* The default written as libconfig text ("kinfer", 1000, ["cpu"]); it is
      * parsed by libconfig at load, so the docs show exactly what is applied.
      * NULL for REQUIRED, OPTIONAL and COMPUTED properties. */
@@ -86,7 +89,21 @@ struct kinfer_config_state {
     int *model_src;  /* [nmodels * kinfer_config_nprops] */
     int *model_line; /* [nmodels]: line of each model's group */
     int models_line; /* line of `models`; 0 when absent */
+    char **secrets;  /* expanded ${env:}/${file:} values: zeroed, then freed */
+    size_t nsecrets, capsecrets;
 };
+
+/* A choice property's values, NULL-terminated. */
+static inline const char *const *kinfer_config_choices(const kinfer_config_prop *p) {
+    return p->choices_of ? p->choices_of() : p->choices;
+}
+
+/* config_kinds.c: the values the kinds of the engine's kind table accept,
+ * over all kinds (a model's own kind is checked by the rules). */
+const char *const *kinfer_config_kind_choices(void);
+const char *const *kinfer_config_precision_choices(void);
+const char *const *kinfer_config_activation_choices(void);
+const char *const *kinfer_config_output_activation_choices(void);
 
 /* Reads an INT property's value of `size` bytes (4 or 8). */
 static inline int64_t kinfer_config_get_int(const char *src, size_t size) {
@@ -100,7 +117,8 @@ static inline int64_t kinfer_config_get_int(const char *src, size_t size) {
     return v32;
 }
 
-/* --- loader internals, shared by config_load.c and config_rules.c --- */
+/* --- loader internals: the load context (config_ctx.c), shared by
+ * config_load.c, config_rules.c and config_kinds.c --- */
 
 #define KEY_MAX 256
 
@@ -118,11 +136,24 @@ typedef struct kinfer_config_load_ctx {
 kinfer_err kinfer_config_fail(kinfer_config_load_ctx *c, int line, const char *key, const char *fmt,
                               ...) __attribute__((format(printf, 4, 5)));
 kinfer_err kinfer_config_nomem(kinfer_config_load_ctx *c);
-/* calloc owned by the config being loaded (freed by kinfer_config_free). */
+/* Makes p owned by the config being loaded (freed by kinfer_config_free);
+ * NULL (and p freed) when out of memory. */
+void *kinfer_config_own(kinfer_config_load_ctx *c, void *p);
+char *kinfer_config_own_strdup(kinfer_config_load_ctx *c, const char *s);
+/* calloc owned by the config being loaded. */
 void *kinfer_config_own_calloc(kinfer_config_load_ctx *c, size_t n, size_t size);
+/* config_table.c: index of models.[i].queue_low_watermark in the table. */
 int kinfer_config_low_watermark_index(void);
 /* config_rules.c: cross-key rules, after defaults are applied. */
 kinfer_err kinfer_config_check_rules(kinfer_config_load_ctx *c);
+/* config_kinds.c: models.[mi] against its kind's entry in the engine's kind
+ * table (path kind, precision, activations, kind-specific keys). Its path
+ * is already resolved. */
+kinfer_err kinfer_config_check_model_kind(kinfer_config_load_ctx *c, size_t mi);
+/* config_kinds.c: models.[mi].path (resolved; raw as written) is what its
+ * kind's path kind says, a file or a directory, and exists. */
+kinfer_err kinfer_config_check_model_path_kind(kinfer_config_load_ctx *c, size_t mi,
+                                               const char *raw);
 
 /* Index of the property with this scope and name, or -1. */
 int kinfer_config_prop_find(kinfer_config_scope scope, const char *name);
@@ -142,6 +173,7 @@ bool kinfer_config_check_topic(const char *value, char *why, size_t whylen);
 bool kinfer_config_check_topic_pattern(const char *value, char *why, size_t whylen);
 bool kinfer_config_check_topic_template(const char *value, char *why, size_t whylen);
 bool kinfer_config_check_listen(const char *value, char *why, size_t whylen);
+bool kinfer_config_check_url(const char *value, char *why, size_t whylen);
 bool kinfer_config_check_identifier(const char *value, char *why, size_t whylen);
 bool kinfer_config_check_device(const char *value, char *why, size_t whylen);
 bool kinfer_config_check_kv(const char *value, char *why, size_t whylen);

@@ -1,11 +1,12 @@
 /* config_rules.c — the rules that span several keys, checked after the
  * walk and the defaults: topics vs pattern, reply topics that would loop,
- * confluent framing, queue watermarks, unique model names, model paths.
- * Single values are checked while storing (config_load.c, config_check.c). */
-#include <errno.h>
+ * confluent framing, queue watermarks, unique model names, model paths and
+ * each model against its kind (config_kinds.c). Single values are checked
+ * while storing (config_load.c, config_check.c). */
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
+
+#include <librdkafka/rdkafka.h>
 
 #include "config_table.h"
 
@@ -35,12 +36,10 @@ static kinfer_err check_queue_rules(kinfer_config_load_ctx *c, const kinfer_mode
     return KINFER_OK;
 }
 
+/* Resolves a relative path against the config file's directory, then asks
+ * the model's kind what the path must be (config_kinds.c). */
 static kinfer_err check_model_path(kinfer_config_load_ctx *c, size_t mi) {
     kinfer_model_config *m = (kinfer_model_config *)&c->cfg->models[mi];
-    int pidx = kinfer_config_prop_find(KINFER_CONFIG_SCOPE_MODEL, "path");
-    int line = c->st->model_src[mi * kinfer_config_nprops + (size_t)pidx];
-    char key[KEY_MAX];
-    snprintf(key, sizeof(key), "models.[%zu].path", mi);
     const char *raw = m->load.path;
     if (raw[0] != '/' && strcmp(c->cfg->base_dir, ".")) {
         size_t len = strlen(c->cfg->base_dir) + 1 + strlen(raw) + 1;
@@ -50,19 +49,7 @@ static kinfer_err check_model_path(kinfer_config_load_ctx *c, size_t mi) {
         snprintf(joined, len, "%s/%s", c->cfg->base_dir, raw);
         m->load.path = joined;
     }
-    struct stat sb;
-    bool dir = !strcmp(m->load.kind, "bert");
-    if (stat(m->load.path, &sb) != 0)
-        return kinfer_config_fail(c, line, key, "\"%s\" does not exist (looked for %s: %s)", raw,
-                                  m->load.path, strerror(errno));
-    if (dir && !S_ISDIR(sb.st_mode))
-        return kinfer_config_fail(
-            c, line, key, "kind \"bert\" needs a model directory, and %s is not one", m->load.path);
-    if (!dir && !S_ISREG(sb.st_mode))
-        return kinfer_config_fail(c, line, key,
-                                  "kind \"%s\" needs a model file, and %s is not a regular file",
-                                  m->load.kind, m->load.path);
-    return KINFER_OK;
+    return kinfer_config_check_model_path_kind(c, mi, raw);
 }
 
 static int root_line(kinfer_config_load_ctx *c, const char *name) {
@@ -84,6 +71,50 @@ static void expand_template(const char *tmpl, const char *topic, char *out, size
             out[n] = '\0';
         }
     }
+}
+
+/* kafka.group_protocol = "consumer" (KIP-848): librdkafka has it from 2.10
+ * (preview; GA in 2.12), and there the broker owns what the classic
+ * protocol let the client choose; librdkafka refuses those properties with
+ * the consumer protocol, so say which line to drop, at load. */
+static kinfer_err check_group_protocol(kinfer_config_load_ctx *c) {
+    const kinfer_config_kafka *k = &c->cfg->kafka;
+    if (k->group_protocol != KINFER_CONFIG_GROUP_PROTOCOL_CONSUMER)
+        return KINFER_OK;
+    int gl = root_line(c, "kafka.group_protocol");
+    int al = root_line(c, "kafka.assignment_strategy");
+    if (al > 0)
+        return kinfer_config_fail(c, al, "kafka.assignment_strategy",
+                                  "is a classic-protocol setting; with kafka.group_protocol = "
+                                  "\"consumer\" (line %d) the broker assigns partitions (choose "
+                                  "its assignor with group.remote.assignor in "
+                                  "kafka.consumer_properties)",
+                                  gl);
+    static const struct {
+        const char *key, *broker;
+    } broker_side[] = {{"session.timeout.ms", "group.consumer.session.timeout.ms"},
+                       {"heartbeat.interval.ms", "group.consumer.heartbeat.interval.ms"},
+                       {"group.protocol.type", NULL}};
+    const kinfer_config_kvlist *lists[] = {&k->properties, &k->consumer_properties};
+    const char *names[] = {"kafka.properties", "kafka.consumer_properties"};
+    for (size_t l = 0; l < 2; l++)
+        for (size_t i = 0; i < lists[l]->n; i++)
+            for (size_t b = 0; b < sizeof broker_side / sizeof broker_side[0]; b++)
+                if (!strcmp(lists[l]->items[i].key, broker_side[b].key))
+                    return kinfer_config_fail(
+                        c, lists[l]->items[i].line ? lists[l]->items[i].line : gl, names[l],
+                        "%s is not a client setting with kafka.group_protocol = \"consumer\" "
+                        "(line %d)%s%s%s",
+                        broker_side[b].key, gl, broker_side[b].broker ? ": the broker's " : "",
+                        broker_side[b].broker ? broker_side[b].broker : "",
+                        broker_side[b].broker ? " applies (drop it here)" : " (drop it)");
+    if ((rd_kafka_version() & ~0xff) < 0x020a0000)
+        return kinfer_config_fail(c, gl, "kafka.group_protocol",
+                                  "\"consumer\" (KIP-848) needs librdkafka 2.10 or newer; this "
+                                  "kinfer runs on librdkafka %s (build against a newer one, "
+                                  "docs/KAFKA-VERSIONS.md, or use \"classic\")",
+                                  rd_kafka_version_str());
+    return KINFER_OK;
 }
 
 static kinfer_err check_kafka_rules(kinfer_config_load_ctx *c) {
@@ -119,7 +150,7 @@ static kinfer_err check_kafka_rules(kinfer_config_load_ctx *c) {
         return kinfer_config_fail(
             c, root_line(c, "kafka.dlq_topic_pattern"), "kafka.dlq_topic_pattern",
             "must differ from kafka.reply_topic_pattern (\"%s\")", k->reply_topic_pattern);
-    return KINFER_OK;
+    return check_group_protocol(c);
 }
 
 kinfer_err kinfer_config_check_rules(kinfer_config_load_ctx *c) {
@@ -128,10 +159,24 @@ kinfer_err kinfer_config_check_rules(kinfer_config_load_ctx *c) {
     if (rc)
         return rc;
     if (cfg->worker.reply_framing == KINFER_CONFIG_FRAMING_CONFLUENT &&
-        cfg->worker.confluent_response_schema_id == 0)
+        cfg->worker.confluent_response_schema_id == 0 && !cfg->kafka.schema_registry_url)
         return kinfer_config_fail(c, root_line(c, "worker.reply_framing"),
                                   "worker.confluent_response_schema_id",
-                                  "required (non-zero) when worker.reply_framing is \"confluent\"");
+                                  "required (non-zero) when worker.reply_framing is \"confluent\" "
+                                  "and no kafka.schema_registry_url is set");
+    const kinfer_config_kafka *k = &cfg->kafka;
+    if (!k->schema_registry_user != !k->schema_registry_password)
+        return kinfer_config_fail(
+            c,
+            root_line(c, k->schema_registry_user ? "kafka.schema_registry_user"
+                                                 : "kafka.schema_registry_password"),
+            k->schema_registry_user ? "kafka.schema_registry_password"
+                                    : "kafka.schema_registry_user",
+            "kafka.schema_registry_user and kafka.schema_registry_password go together");
+    if (k->schema_registry_user && !k->schema_registry_url)
+        return kinfer_config_fail(c, root_line(c, "kafka.schema_registry_user"),
+                                  "kafka.schema_registry_url",
+                                  "required when kafka.schema_registry_user is set");
     if ((rc = check_queue_rules(c, &cfg->scheduler, c->st->sched_src, 0, "scheduler.")))
         return rc;
     if (c->st->models_line == 0)
@@ -155,6 +200,8 @@ kinfer_err kinfer_config_check_rules(kinfer_config_load_ctx *c) {
                                           cfg->models[i].name, j);
             }
         if ((rc = check_queue_rules(c, &cfg->models[i], src, c->st->model_line[i], prefix)))
+            return rc;
+        if ((rc = kinfer_config_check_model_kind(c, i)))
             return rc;
         if ((rc = check_model_path(c, i)))
             return rc;

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "config_table.h"
+#include "kinfer/kinfer_model.h"
 
 /* --- effective configuration ------------------------------------------------ */
 
@@ -61,6 +62,24 @@ static const char *src_note(int src) {
     }
 }
 
+static bool in_list(const char *const *list, const char *s) {
+    for (size_t i = 0; list && list[i]; i++)
+        if (!strcmp(list[i], s))
+            return true;
+    return false;
+}
+
+/* A kind-specific key (some kind's `options`) that m's kind does not read. */
+static bool not_read_by_kind(const kinfer_model_config *m, const char *key) {
+    const kinfer_model_kind_info *k = m->load.kind ? kinfer_model_kind_lookup(m->load.kind) : NULL;
+    if (!k || in_list(k->options, key))
+        return false;
+    for (size_t i = 0; i < kinfer_model_kind_count(); i++)
+        if (in_list(kinfer_model_kind_at(i)->options, key))
+            return true;
+    return false;
+}
+
 /* One `name = value;` line. base is a kinfer_config or kinfer_model_config. */
 static void print_value(FILE *out, const kinfer_config_prop *p, const char *base, const char *name,
                         int src, const char *indent) {
@@ -76,7 +95,7 @@ static void print_value(FILE *out, const kinfer_config_prop *p, const char *base
             return;
         }
         fprintf(out, "%s%s = ", indent, name);
-        put_string(out, str);
+        put_string(out, kinfer_config_secret_key(p->name) ? "[redacted]" : str);
         break;
     case KINFER_CONFIG_TYPE_INT: {
         int64_t v = kinfer_config_get_int(at, p->size);
@@ -89,7 +108,7 @@ static void print_value(FILE *out, const kinfer_config_prop *p, const char *base
         int idx;
         memcpy(&idx, at, sizeof(idx));
         fprintf(out, "%s%s = ", indent, name);
-        put_string(out, p->choices[idx]);
+        put_string(out, kinfer_config_choices(p)[idx]);
         break;
     }
     case KINFER_CONFIG_TYPE_STRLIST: {
@@ -111,7 +130,8 @@ static void print_value(FILE *out, const kinfer_config_prop *p, const char *base
             fprintf(out, "%s\"", i ? ", " : "");
             put_escaped(out, list.items[i].key);
             fputc('=', out);
-            put_escaped(out, list.items[i].value);
+            /* Never a secret: its reference as written, or [redacted]. */
+            put_escaped(out, kinfer_config_kv_shown(&list.items[i]));
             fputc('"', out);
         }
         fputc(']', out);
@@ -154,7 +174,8 @@ kinfer_err kinfer_config_print(const kinfer_config *cfg, FILE *out, kinfer_error
     const struct kinfer_config_state *st = cfg->state;
     fprintf(out, "# Effective configuration of %s (kinfer check-config).\n", cfg->path);
     fprintf(out, "# \"# default\" marks values the file does not set; model paths are resolved\n"
-                 "# against the current directory.\n");
+                 "# against the current directory. Secrets are never shown: ${env:...} and\n"
+                 "# ${file:...} references as written, other secret values as [redacted].\n");
     for (size_t s = 0; s < kinfer_config_nsections; s++) {
         const char *section = kinfer_config_sections[s].name;
         if (!strcmp(section, "models") || !strcmp(section, "scheduler"))
@@ -180,10 +201,19 @@ kinfer_err kinfer_config_print(const kinfer_config *cfg, FILE *out, kinfer_error
     fputs("};\nmodels = (\n", out);
     for (size_t m = 0; m < cfg->nmodels; m++) {
         fputs("    {\n", out);
-        for (size_t i = 0; i < kinfer_config_nprops; i++)
-            if (kinfer_config_props[i].scope == KINFER_CONFIG_SCOPE_MODEL)
-                print_value(out, &kinfer_config_props[i], (const char *)&cfg->models[m],
-                            kinfer_config_props[i].name, model_src(st, m, i), "        ");
+        for (size_t i = 0; i < kinfer_config_nprops; i++) {
+            const kinfer_config_prop *p = &kinfer_config_props[i];
+            if (p->scope != KINFER_CONFIG_SCOPE_MODEL)
+                continue;
+            if (not_read_by_kind(&cfg->models[m], p->name))
+                /* Setting it would be an error (config_kinds.c): the text
+                 * must load back. */
+                fprintf(out, "        # %s: not read by kind %s\n", p->name,
+                        cfg->models[m].load.kind);
+            else
+                print_value(out, p, (const char *)&cfg->models[m], p->name, model_src(st, m, i),
+                            "        ");
+        }
         fprintf(out, "    }%s\n", m + 1 < cfg->nmodels ? "," : "");
     }
     fputs(");\n", out);
@@ -222,8 +252,8 @@ static void allowed_doc(FILE *out, const kinfer_config_prop *p) {
         break;
     case KINFER_CONFIG_TYPE_ENUM:
     case KINFER_CONFIG_TYPE_CHOICE:
-        for (int i = 0; p->choices[i]; i++)
-            fprintf(out, "%s`%s`", i ? ", " : "", p->choices[i]);
+        for (int i = 0; kinfer_config_choices(p)[i]; i++)
+            fprintf(out, "%s`%s`", i ? ", " : "", kinfer_config_choices(p)[i]);
         break;
     case KINFER_CONFIG_TYPE_STRLIST:
     case KINFER_CONFIG_TYPE_KVLIST:
@@ -288,7 +318,7 @@ static const char reference_intro[] =
     "# kinfer configuration reference\n"
     "\n"
     "<!-- Generated by `kinfer check-config --reference` from the property table in\n"
-    "     worker/config_table.c. Do not edit by hand: change the table, then run\n"
+    "     config/config_table.c. Do not edit by hand: change the table, then run\n"
     "     build/kinfer check-config --reference > docs/CONFIGURATION.md\n"
     "     (the unit test test_config_docs fails while this file is stale). -->\n"
     "\n"
@@ -318,6 +348,44 @@ static const char reference_intro[] =
     "models = ( { name = \"example-mlp\"; kind = \"mlp\"; path = \"model.safetensors\"; } );\n"
     "```\n";
 
+static void list_doc(FILE *out, const char *const *list, const char *none) {
+    if (!list || !list[0]) {
+        fputs(none, out);
+        return;
+    }
+    for (size_t i = 0; list[i]; i++)
+        fprintf(out, "%s`%s`", i ? ", " : "", list[i]);
+}
+
+/* What each kind takes, from the engine's kind table: the per-kind rules
+ * that config_kinds.c applies to a model entry. */
+static void kinds_doc(FILE *out) {
+    fputs("\n## Model kinds\n\n"
+          "What each kind takes, from the engine's kind table (kernels/model_registry.c; "
+          "each kind's entry lives in its own folder). A model's `precision`, `activation` "
+          "and `output_activation` must be among its kind's; a kind-specific key set on a "
+          "kind that does not read it is an error.\n\n"
+          "| Kind | `path` | `precision` | `activation` | `output_activation` | Kind-specific "
+          "keys | What it is |\n|---|---|---|---|---|---|---|\n",
+          out);
+    static const char *const fp32_only[] = {"fp32", NULL};
+    for (size_t i = 0; i < kinfer_model_kind_count(); i++) {
+        const kinfer_model_kind_info *k = kinfer_model_kind_at(i);
+        fprintf(out, "| `%s` | %s | ", k->name,
+                k->path == KINFER_MODEL_PATH_FILE  ? "a file"
+                : k->path == KINFER_MODEL_PATH_DIR ? "a directory"
+                                                   : "a file or a directory");
+        list_doc(out, k->precisions ? k->precisions : fp32_only, "");
+        fputs(" | ", out);
+        list_doc(out, k->activations, "none");
+        fputs(" | ", out);
+        list_doc(out, k->output_activations, "none");
+        fputs(" | ", out);
+        list_doc(out, k->options, "none");
+        fprintf(out, " | %s |\n", k->summary ? k->summary : "");
+    }
+}
+
 kinfer_err kinfer_config_print_reference(FILE *out, kinfer_error *err) {
     if (!out)
         return kinfer_error_set(err, KINFER_ERR_INVALID_ARG, "config reference: no output");
@@ -342,6 +410,7 @@ kinfer_err kinfer_config_print_reference(FILE *out, kinfer_error *err) {
             }
         }
     }
+    kinds_doc(out);
     if (fflush(out) != 0 || ferror(out))
         return kinfer_error_set(err, KINFER_ERR_IO, "config reference: write failed: %s",
                                 strerror(errno));

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "config_table.h"
+#include "kinfer/kinfer_device.h"
 
 bool kinfer_config_check_nonempty(const char *value, char *why, size_t whylen) {
     if (value[0])
@@ -129,6 +130,32 @@ bool kinfer_config_check_listen(const char *value, char *why, size_t whylen) {
     return true;
 }
 
+/* An http(s) base URL without credentials (they have keys of their own, so
+ * that a URL can be logged) and without spaces. */
+bool kinfer_config_check_url(const char *value, char *why, size_t whylen) {
+    const char *rest = !strncmp(value, "http://", 7)    ? value + 7
+                       : !strncmp(value, "https://", 8) ? value + 8
+                                                        : NULL;
+    if (!rest || !*rest || *rest == '/') {
+        snprintf(why, whylen, "expected an http:// or https:// URL with a host");
+        return false;
+    }
+    for (const char *p = value; *p; p++)
+        if (isspace((unsigned char)*p) || (unsigned char)*p < 0x20) {
+            snprintf(why, whylen, "the URL must not contain spaces or control characters");
+            return false;
+        }
+    const char *slash = strchr(rest, '/');
+    const char *at = strchr(rest, '@');
+    if (at && (!slash || at < slash)) {
+        snprintf(why, whylen,
+                 "credentials do not go in the URL: use kafka.schema_registry_user and "
+                 "kafka.schema_registry_password");
+        return false;
+    }
+    return true;
+}
+
 /* Names that end up in metric labels, log lines and Kafka ids. */
 bool kinfer_config_check_identifier(const char *value, char *why, size_t whylen) {
     size_t len = strlen(value);
@@ -147,16 +174,14 @@ bool kinfer_config_check_identifier(const char *value, char *why, size_t whylen)
     return true;
 }
 
+/* The engine's own parser decides (one spelling, one range); the message
+ * says the accepted forms without repeating the value (the caller adds it). */
 bool kinfer_config_check_device(const char *value, char *why, size_t whylen) {
-    if (!strcmp(value, "cpu"))
+    kinfer_device dev;
+    if (kinfer_device_parse(value, &dev, NULL) == KINFER_OK)
         return true;
-    if (!strncmp(value, "cuda:", 5) && isdigit((unsigned char)value[5])) {
-        char *end = NULL;
-        long n = strtol(value + 5, &end, 10);
-        if (!*end && n >= 0 && n < 64 && (value[5] != '0' || !value[6]))
-            return true;
-    }
-    snprintf(why, whylen, "a device is \"cpu\" or \"cuda:N\" with N from 0 to 63");
+    snprintf(why, whylen, "a device is \"cpu\" or \"cuda:N\" with N from 0 to %d",
+             KINFER_DEVICE_MAX_INDEX);
     return false;
 }
 
@@ -214,6 +239,7 @@ const char *kinfer_config_reserved_rdkafka_key(const char *key) {
         {"group.id", "kafka.group"},
         {"group.instance.id", "kafka.group_instance_id"},
         {"partition.assignment.strategy", "kafka.assignment_strategy"},
+        {"group.protocol", "kafka.group_protocol"},
         {"transactional.id", "kafka.transactional_id_prefix"},
         {"enable.auto.commit", "delivery (kinfer commits offsets itself)"},
         {"enable.auto.offset.store", "delivery (kinfer stores offsets itself)"},
