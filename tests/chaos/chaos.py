@@ -72,17 +72,25 @@ def make_heavy_mlp(path, dims=HEAVY_DIMS, seed=7):
 
 def write_config(path, *, bootstrap, topic, group, worker_id, mode, model_path, model_name,
                  max_batch_size=16, assignment="cooperative-sticky", commit_interval_ms=100,
-                 instance_id=None, session_timeout_ms=6000, drain_timeout_ms=10000):
+                 instance_id=None, session_timeout_ms=6000, drain_timeout_ms=10000,
+                 group_protocol="classic"):
     static = f'group_instance_id = "{instance_id}";' if instance_id else ""
+    if group_protocol == "consumer":
+        # KIP-848: the broker assigns, and its group.consumer.session.timeout.ms
+        # / heartbeat settings apply (scripts/kafka.sh: the same 6 s / 1 s).
+        membership = 'group_protocol = "consumer";'
+    else:
+        membership = (f'assignment_strategy = "{assignment}";\n'
+                 f'    consumer_properties = ["session.timeout.ms={session_timeout_ms}", '
+                 f'"heartbeat.interval.ms=1000"];')
     path.write_text(f"""
 kafka = {{
     brokers = "{bootstrap}";
     group = "{group}";
     topics = ["{topic}"];
     commit_interval_ms = {commit_interval_ms};
-    assignment_strategy = "{assignment}";
+    {membership}
     {static}
-    consumer_properties = ["session.timeout.ms={session_timeout_ms}", "heartbeat.interval.ms=1000"];
     producer_properties = ["transaction.timeout.ms=10000"];
 }};
 delivery = "{mode}";
@@ -107,8 +115,10 @@ class WorkerProc:
         self.log_path = None
         self.incarnation = 0
         self.exit_codes = []
+        self.stopped = False  # ended by the harness (signal), not on its own
 
     def start(self):
+        self.stopped = False
         self.incarnation += 1
         self.log_path = self.logdir / f"{self.name}-{self.incarnation}.log"
         self.log = open(self.log_path, "ab")
@@ -137,6 +147,7 @@ class WorkerProc:
     def signal(self, sig, timeout=60.0):
         if not self.alive():
             return None
+        self.stopped = True
         self.proc.send_signal(sig)
         try:
             rc = self.proc.wait(timeout)
@@ -282,18 +293,21 @@ class Chaos:
 
     def __init__(self, *, bootstrap, kinfer_bin, kafka_ctl, schemas, admin, workdir, scenario,
                  mode, count, rate, kills=2, workers=3, max_in_flight=256,
-                 assignment="cooperative-sticky", static=False, log=print):
+                 assignment="cooperative-sticky", static=False, group_protocol="classic",
+                 log=print):
         self.b, self.kinfer_bin, self.kafka_ctl = bootstrap, kinfer_bin, kafka_ctl
         self.schemas, self.admin, self.workdir = schemas, admin, Path(workdir)
         self.scenario, self.mode, self.count, self.rate = scenario, mode, count, rate
         self.kills, self.nworkers, self.max_in_flight = kills, workers, max_in_flight
         self.assignment, self.log, self.static = assignment, log, static
+        self.group_protocol = group_protocol
         self.run_id = f"{scenario}-{uuid.uuid4().hex[:6]}"
         self.topic = f"kinfer-chaos-{self.run_id}"
         self.replies = self.topic + ".replies"
         self.group = "kinfer-chaos-" + self.run_id
         self.workers = []
         self.faults = []  # monotonic times of injected faults
+        self.restarts = []  # (worker, exit code) of workers that exited on their own
         self.rss = collections.defaultdict(int)
 
     # -- setup / teardown
@@ -313,7 +327,8 @@ class Chaos:
                                group=self.group, worker_id=f"{self.run_id}-{name}", mode=self.mode,
                                model_path=self.model_path, model_name=self.model_name,
                                max_batch_size=self.batch, assignment=self.assignment,
-                               instance_id=f"{self.run_id}-{name}" if self.static else None)
+                               instance_id=f"{self.run_id}-{name}" if self.static else None,
+                               group_protocol=self.group_protocol)
             self.workers.append(WorkerProc(self.kinfer_bin, cfg, self.workdir, name,
                                            self.max_in_flight))
         return self
@@ -334,6 +349,26 @@ class Chaos:
                 if w.alive():
                     self.rss[w.name] = max(self.rss[w.name], w.rss_kb())
             stop.wait(0.25)
+
+    def _supervise(self, stop, delay=1.0, max_per_worker=3):
+        """What a deployment's supervisor does (Kubernetes restarts the pod):
+        a worker that exits on its own — a fatal Kafka error ends it with
+        exit 1 by design (README) — is started again with the same
+        worker.id after `delay`, which also fences and aborts the
+        transaction it left open. Counted in the result's notes."""
+        while not stop.is_set():
+            for w in self.workers:
+                if w.proc is None or w.stopped or w.proc.poll() is None:
+                    continue
+                if sum(n == w.name for n, _ in self.restarts) >= max_per_worker:
+                    continue
+                self.restarts.append((w.name, w.proc.returncode))
+                w.exit_codes.append(w.proc.returncode)
+                w.log.close()
+                stop.wait(delay)
+                if not stop.is_set():
+                    w.start()
+            stop.wait(0.2)
 
     def _at_fraction(self, load, frac):
         """Waits until `frac` of the load has been sent."""
@@ -380,6 +415,10 @@ class Chaos:
         stop_rss = threading.Event()
         rss_thread = threading.Thread(target=self._sample_rss, args=(stop_rss,), daemon=True)
         rss_thread.start()
+        stop_supervisor = threading.Event()
+        supervisor = threading.Thread(target=self._supervise, args=(stop_supervisor,),
+                                      daemon=True)
+        supervisor.start()
         base_rss = {w.name: w.rss_kb() for w in self.workers if w.alive()}
         t_start = time.monotonic()
         load.start()
@@ -435,6 +474,8 @@ class Chaos:
         while time.monotonic() < deadline and not ids <= set(replies.first_at):
             time.sleep(0.2)
         time.sleep(1.5)
+        stop_supervisor.set()
+        supervisor.join(5)
         replies.stop_flag = True
         replies.join(10)
         stop_rss.set()
@@ -468,6 +509,8 @@ class Chaos:
             res.notes["rss_mb_start"] = round(sum(base_rss.values()) / 1024)
             res.notes["rss_mb_peak"] = round(sum(self.rss.values()) / 1024)
         res.notes.update(notes)
+        if self.restarts:
+            res.notes["restarted"] = " ".join(f"{n}(exit {rc})" for n, rc in self.restarts)
         res.notes["elapsed_s"] = round(time.monotonic() - t_start, 1)
         if res.lost:
             missing = sorted(ids - answered)[:5]

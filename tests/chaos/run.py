@@ -81,6 +81,9 @@ def main():
     ap.add_argument("--rate", type=float)
     ap.add_argument("--kills", type=int)
     ap.add_argument("--assignment", default="cooperative-sticky")
+    ap.add_argument("--group-protocol", choices=("classic", "consumer"), default="classic",
+                    help="kafka.group_protocol (consumer: KIP-848, needs librdkafka 2.10+ "
+                         "and Kafka 4.x; --assignment is then ignored)")
     ap.add_argument("--static", action="store_true",
                     help="static membership: kafka.group_instance_id = the worker's id")
     ap.add_argument("--workdir", default=None, help="logs and configs (default: a temp dir)")
@@ -109,7 +112,8 @@ def main():
                              kafka_ctl=make_kafka_ctl(a.bootstrap), schemas=sch, admin=admin,
                              workdir=workdir / f"{mode}-{sc}", scenario=sc, mode=mode,
                              count=count, rate=rate, kills=a.kills or form["kills"],
-                             assignment=a.assignment, static=a.static) as c:
+                             assignment=a.assignment, static=a.static,
+                             group_protocol=a.group_protocol) as c:
                 res = c.run(settle_timeout=300 if a.long else 120)
                 if sc != "kill-worker":
                     res.window = 0

@@ -12,7 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kinfer_codec.h"
+#include "kinfer/kinfer_codec.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 

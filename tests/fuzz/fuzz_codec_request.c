@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kinfer_codec.h"
+#include "kinfer/kinfer_codec.h"
 
 #define CHECK(cond)                                                                                \
     do {                                                                                           \

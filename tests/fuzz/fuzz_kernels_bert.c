@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kinfer_model.h"
+#include "kinfer/kinfer_model.h"
 
 static kinfer_model *g_model;
 static kinfer_replica *g_replica;

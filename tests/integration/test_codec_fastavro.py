@@ -18,6 +18,9 @@ import pytest
 from fastavro import parse_schema, schemaless_reader, schemaless_writer
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 
+# Independent of the Kafka client and broker: run once (scripts/test.sh, present only).
+pytestmark = pytest.mark.standalone
+
 ROOT = Path(__file__).resolve().parents[2]
 TOOL = os.environ.get("KINFER_CODEC_TOOL", str(ROOT / "build/tests/tools/kinfer_codec_tool"))
 REQ_SCHEMA = parse_schema(json.loads((ROOT / "schemas/inference_request.avsc").read_text()))
@@ -169,7 +172,7 @@ def test_response_to_fastavro(framing):
     bio = io.BytesIO(body)
     got = schemaless_reader(bio, RESP_SCHEMA)
     assert bio.tell() == len(body), "fastavro left bytes unread"
-    assert got == rec
+    assert got == dict(rec, generation=None, chunk=None)
     # and the C response decoder reads it back too
     back = json.loads(tool("decode-response", data=msg).stdout)
     assert back["ok"] and back["status"] == 3 and back["error"] == "late by 3 ms"
@@ -234,3 +237,145 @@ def test_invalid_request_from_fastavro_gets_readable_error():
     got = decode_request(write(REQ_SCHEMA, rec))
     assert got == {"ok": False, "code": "INVALID_REQUEST",
                    "error": "inputs[1].shape[0]: negative dimension -3"}
+
+
+def _utf8_cases():
+    """Byte strings for the repair rule: every 1- and 2-byte string whose
+    first byte is not ASCII, each ill-formed class at the start, middle and
+    end, and random mixes weighted towards multi-byte leads and truncation."""
+    cases = [bytes([a]) for a in range(0x80, 0x100)]
+    cases += [bytes([a, b]) for a in range(0x80, 0x100) for b in (0x00, 0x41, 0x80, 0x9f, 0xa0, 0xbf, 0xc0, 0xff)]
+    classes = [b"\xc0\x80", b"\xc1\xbf", b"\xe0\x80\x80", b"\xe0\x9f\xbf", b"\xed\xa0\x80", b"\xed\xbf\xbf",
+               b"\xf0\x80\x80\x80", b"\xf0\x8f\xbf\xbf", b"\xf4\x90\x80\x80", b"\xf5\x80\x80\x80", b"\xff",
+               b"\xe2\x82", b"\xf0\x9f\x98", b"\xf0\x9f", b"\x80\x80", "é€😀".encode()]
+    for c in classes:
+        cases += [c, b"ab" + c, c + b"cd", b"x" + c + "ß".encode() + c]
+    rng = np.random.default_rng(15)
+    pool = np.array([0x41, 0x80, 0x8f, 0x90, 0x9f, 0xa0, 0xbf, 0xc2, 0xdf, 0xe0, 0xe1, 0xed, 0xef, 0xf0,
+                     0xf1, 0xf4, 0xf5, 0xff], dtype=np.uint8)
+    for _ in range(3000):
+        cases.append(bytes(rng.choice(pool, size=int(rng.integers(1, 12)))))
+    return cases
+
+
+def test_utf8_repair_matches_python_replace():
+    """kinfer_codec_utf8_repair is the rule README states: each maximal invalid
+    subsequence becomes U+FFFD, exactly as Python's decode(errors="replace")."""
+    cases = _utf8_cases()
+    out = tool("utf8-repair", data="".join(c.hex() + "\n" for c in cases).encode())
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.decode().splitlines()
+    assert len(lines) == len(cases)
+    for c, line in zip(cases, lines):
+        valid, _, hexed = line.partition(" ")
+        try:
+            c.decode("utf-8")
+            want_valid = "1"
+        except UnicodeDecodeError:
+            want_valid = "0"
+        assert valid == want_valid, c.hex()
+        assert bytes.fromhex(hexed) == c.decode("utf-8", "replace").encode("utf-8"), c.hex()
+
+
+
+# ---- schema resolution: fastavro's reader (writer -> reader) is the oracle ----
+
+def _client_schema(drop=(), add=(), change=None):
+    cur = json.loads((ROOT / "schemas/inference_request.avsc").read_text())
+    fields = [dict(f) for f in cur["fields"] if f["name"] not in drop] + list(add)
+    if change:
+        fields = [change(f) for f in fields]
+    return dict(cur, fields=fields)
+
+
+def _promoted_reordered():
+    """id written as bytes (bytes -> string), Tensor.shape as array<int>
+    (int -> long), every field of both records in reverse order."""
+    w = _client_schema(change=lambda f: dict(f, type="bytes") if f["name"] == "id" else f)
+    for f in w["fields"]:
+        if f["name"] == "inputs":
+            items = dict(f["type"]["items"])
+            items["fields"] = list(reversed([
+                dict(g, type={"type": "array", "items": "int"}) if g["name"] == "shape" else g
+                for g in items["fields"]]))
+            f["type"] = dict(f["type"], items=items)
+    return dict(w, fields=list(reversed(w["fields"])))
+
+
+RESOLUTION_CASES = {
+    # an older client: fields the current schema has defaults for are missing
+    "older": _client_schema(drop=("model_version", "priority", "reply_to", "parameters",
+                                  "prompt", "messages", "prompt_token_ids", "generation")),
+    # a newer client: fields added (with defaults), one of them a record
+    "newer": _client_schema(add=(
+        {"name": "trace", "type": "string", "default": ""},
+        {"name": "origin", "type": {"type": "record", "name": "Origin", "fields": [
+            {"name": "host", "type": "string"},
+            {"name": "n", "type": {"type": "array", "items": "long"}}]},
+         "default": {"host": "", "n": []}})),
+    "promoted-reordered": _promoted_reordered(),
+}
+
+
+@pytest.mark.parametrize("case", sorted(RESOLUTION_CASES))
+def test_resolution_matches_fastavro(case, tmp_path):
+    writer = RESOLUTION_CASES[case]
+    wpath = tmp_path / "writer.avsc"
+    wpath.write_text(json.dumps(writer))
+    wparsed = parse_schema(writer)
+    rng = np.random.default_rng(5)
+    inputs = [tensor("x", "FP32", [2, 3], rng), tensor("s", "STRING", [2], rng)]
+    rec = {"id": b"res-1" if case == "promoted-reordered" else "res-1", "model": "m",
+           "model_version": "v2", "inputs": inputs, "deadline_ms": 77, "priority": -3,
+           "reply_to": "r", "parameters": {"k": "v"}, "trace": "t-9",
+           "origin": {"host": "h", "n": [1, 2]}, "prompt": None, "messages": [],
+           "prompt_token_ids": [], "generation": None}
+    rec = {f["name"]: rec[f["name"]] for f in writer["fields"]}
+    body = write(wparsed, rec)
+    want = schemaless_reader(io.BytesIO(body), wparsed, REQ_SCHEMA)
+    msg = b"\xc3\x01" + struct.pack("<Q", fp_int(wparsed)) + body
+    unknown = decode_request(msg)
+    assert not unknown["ok"] and "released versions" in unknown["error"], unknown
+    got = decode_request(msg, "--writer", str(wpath))
+    assert got["ok"], got
+    for k in ("id", "model", "model_version", "deadline_ms", "priority", "reply_to", "parameters"):
+        assert got[k] == want[k], (k, got[k], want[k])
+    assert len(got["inputs"]) == len(want["inputs"])
+    for g, w in zip(got["inputs"], want["inputs"]):
+        check_tensor(g, w)
+
+
+def test_unresolvable_writer_is_refused(tmp_path):
+    writer = _client_schema(add=({"name": "x", "type": "int"},),
+                            change=lambda f: dict(f, type="string") if f["name"] == "priority" else f)
+    wpath = tmp_path / "writer.avsc"
+    wpath.write_text(json.dumps(writer))
+    got = decode_request(b"\x02x", "--writer", str(wpath))
+    assert not got["ok"] and got["code"] == "UNSUPPORTED", got
+    assert "priority: writer type string cannot be read as int" in got["error"], got
+
+
+RELEASED = sorted((ROOT / "schemas").glob("*/inference_request.avsc"))
+
+
+@pytest.mark.parametrize("path", RELEASED or [None],
+                         ids=[str(p.relative_to(ROOT / "schemas")) for p in RELEASED] or ["none"])
+def test_released_request_versions_decode_by_fingerprint(path):
+    """Each released version under schemas/<version>/ is built in: a request
+    written with it, single-object framed, decodes with no --writer, to what
+    fastavro's own resolution to the current schema gives."""
+    if path is None:
+        pytest.skip("no released request version in schemas/<version>/ yet")
+    old = parse_schema(json.loads(path.read_text()))
+    names = {f["name"] for f in json.loads(path.read_text())["fields"]}
+    rng = np.random.default_rng(11)
+    full = {"id": "rel-1", "model": "m", "model_version": None,
+            "inputs": [tensor("x", "FP32", [3], rng)], "deadline_ms": 5, "priority": 2,
+            "reply_to": None, "parameters": {"a": "b"}}
+    rec = {k: v for k, v in full.items() if k in names}
+    body = write(old, rec)
+    want = schemaless_reader(io.BytesIO(body), old, REQ_SCHEMA)
+    got = decode_request(b"\xc3\x01" + struct.pack("<Q", fp_int(old)) + body)
+    assert got["ok"], got
+    for k in ("id", "model", "model_version", "deadline_ms", "priority", "reply_to", "parameters"):
+        assert got[k] == want[k], (k, got[k], want[k])

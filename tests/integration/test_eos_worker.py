@@ -157,6 +157,8 @@ def test_eos_zombie_with_same_worker_id_is_fenced(tmp_path, bootstrap, make_topi
             time.sleep(0.2)
         assert old.proc.returncode not in (None, 0), old.text()[-3000:]
         assert "fatal" in old.text().lower()
+        # The fatal error is named in one line (README, "Operations").
+        assert "event=kafka.fatal" in old.text() and "code=_FENCED" in old.text(), old.text()[-3000:]
         counts = read_committed(bootstrap, replies, schemas["response"], ids)
         assert set(counts) == set(ids), f"lost {len(set(ids) - set(counts))}\n{new.text()[-2000:]}"
         assert max(counts.values()) == 1, [k for k, v in counts.items() if v > 1][:5]

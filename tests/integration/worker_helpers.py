@@ -10,6 +10,7 @@ import io
 import json
 import os
 import signal
+import re
 import struct
 import subprocess
 import time
@@ -135,8 +136,10 @@ def output_array(resp):
 # ---- Kafka clients ---------------------------------------------------------------
 
 
-def producer(bootstrap):
-    return Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True})
+def producer(bootstrap, conf=None):
+    """conf: extra librdkafka properties (e.g. a secured broker's client properties)."""
+    return Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "enable.idempotence": True,
+                     **(conf or {})})
 
 
 def produce_all(p, topic, items):
@@ -162,12 +165,12 @@ def produce_all(p, topic, items):
     assert not errors, errors
 
 
-def consume_ids(bootstrap, topic, schema, want_ids, timeout=60.0):
+def consume_ids(bootstrap, topic, schema, want_ids, timeout=60.0, conf=None):
     """Reads replies until every id in want_ids has been seen; returns all messages."""
     want = set(want_ids)
     seen = set()
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "kinfer-test-" + uuid.uuid4().hex,
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False, **(conf or {})})
     c.subscribe([topic])
     out = []
     deadline = time.monotonic() + timeout
@@ -183,10 +186,10 @@ def consume_ids(bootstrap, topic, schema, want_ids, timeout=60.0):
     return out
 
 
-def consume(bootstrap, topic, want, timeout=60.0, stop=None):
+def consume(bootstrap, topic, want, timeout=60.0, stop=None, conf=None):
     """Reads topic from the beginning until `want` messages (or stop(msgs) is true)."""
     c = Consumer({"bootstrap.servers": bootstrap, "group.id": "kinfer-test-" + uuid.uuid4().hex,
-                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False, **(conf or {})})
     c.subscribe([topic])
     out = []
     deadline = time.monotonic() + timeout
@@ -230,20 +233,38 @@ def end_offsets(bootstrap, topic, partitions):
         c.close()
 
 
+# ---- the librdkafka a kinfer binary runs on ------------------------------------------
+
+
+def linked_rdkafka_version(binary):
+    """(major, minor, patch) of the librdkafka `binary` runs on: `kinfer version`
+    prints the version of the library actually loaded ("kinfer 0.1.0 (librdkafka
+    2.14.2)")."""
+    out = subprocess.run([str(binary), "version"], capture_output=True, text=True,
+                         check=True).stdout
+    m = re.search(r"\(librdkafka (\d+)\.(\d+)\.(\d+)", out)
+    if not m:
+        raise AssertionError(f"{binary} version does not name its librdkafka: {out!r}")
+    return tuple(int(x) for x in m.groups())
+
+
 # ---- the worker process ------------------------------------------------------------
 
 
 def write_config(path, bootstrap, topic, group, extra_kafka="", extra_worker="",
-                 extra_top="", model_extra="", topic_pattern=None):
+                 extra_top="", model_extra="", topic_pattern=None, session_timeout=True):
+    """session_timeout=False leaves out the consumer's session.timeout.ms (a
+    classic-protocol setting: kafka.group_protocol = "consumer" refuses it)."""
     subscription = (f'topic_pattern = "{topic_pattern}";' if topic_pattern
                     else f'topics = ["{topic}"];')
+    session = 'consumer_properties = ["session.timeout.ms=6000"];' if session_timeout else ""
     path.write_text(f"""
 kafka = {{
     brokers = "{bootstrap}";
     group = "{group}";
     {subscription}
     commit_interval_ms = 200;
-    consumer_properties = ["session.timeout.ms=6000"];
+    {session}
     {extra_kafka}
 }};
 worker = {{ log_level = "info"; drain_timeout_ms = 10000; cpu_threads = 1; {extra_worker} }};
@@ -272,12 +293,14 @@ def _kill_leftovers():
 class Worker:
     """A `kinfer worker -c CONFIG` subprocess; its stderr goes to a log file."""
 
-    def __init__(self, kinfer_bin, config, log_path, args=()):
+    def __init__(self, kinfer_bin, config, log_path, args=(), env=None):
+        """env: variables added to the worker's environment (e.g. for ${env:...})."""
         self.log_path = log_path
         self.log = open(log_path, "ab")
         self.proc = subprocess.Popen([str(kinfer_bin), "worker", "-c", str(config), *args],
                                      stdout=self.log, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL,
+                                     env={**os.environ, **env} if env else None)
         _STARTED.append(self.proc)
 
     def wait_assigned(self, timeout=30.0):

@@ -1,12 +1,17 @@
 /* codec_tool.c — kinfer_codec_tool: a thin CLI over the codec so Python tests
  * can cross-check it against fastavro. Not part of the product.
  *
- *   decode-request  [--ids N,N..] [--no-bare]  stdin: framed bytes -> stdout: JSON
+ *   decode-request  [--ids N,N..] [--no-bare] [--writer FILE]...
+ *                   stdin: framed bytes -> stdout: JSON; each --writer is a
+ *                   writer schema single-object framing may name
+ *                   (kinfer_codec_decoder_add_writer)
  *   decode-response                            stdin: framed bytes -> stdout: JSON
  *   encode-request  FRAMING                    stdin: JSON -> stdout: framed bytes
  *   encode-response FRAMING                    stdin: JSON -> stdout: framed bytes
  *   canonical request|response|-               (- = schema JSON on stdin) -> form
  *   fingerprint request|response|-             -> CRC-64-AVRO as unsigned decimal
+ *   utf8-repair         stdin: one hex string per line -> "VALID HEX" per line:
+ *                       VALID 1/0 (kinfer_codec_utf8_valid), HEX the repaired bytes
  * FRAMING: bare | single-object | confluent:ID. Tensor data travels as hex in
  * JSON ("data_hex"). Decode errors print {"ok":false,"code":..,"error":..}, exit 1. */
 #include <jansson.h>
@@ -14,7 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kinfer_codec.h"
+#include "codec_tool_gen.h"
+#include "kinfer/kinfer_codec.h"
 
 static uint8_t *read_all(FILE *f, size_t *len) {
     size_t cap = 4096, n = 0;
@@ -105,9 +111,13 @@ static int cmd_decode_request(int argc, char **argv) {
     kinfer_codec_frame_policy pol;
     kinfer_codec_frame_policy_default(&pol);
     uint32_t ids[16];
+    const char *writers[8];
+    int nwriters = 0;
     for (int i = 0; i < argc; i++) {
         if (strcmp(argv[i], "--no-bare") == 0)
             pol.allow_bare = false;
+        else if (strcmp(argv[i], "--writer") == 0 && i + 1 < argc && nwriters < 8)
+            writers[nwriters++] = argv[++i];
         else if (strcmp(argv[i], "--ids") == 0 && i + 1 < argc) {
             char *s = argv[++i];
             while (*s && pol.n_confluent_ids < 16) {
@@ -127,6 +137,29 @@ static int cmd_decode_request(int argc, char **argv) {
         fprintf(stderr, "kinfer_codec_tool: setup failed\n");
         return 2;
     }
+    for (int i = 0; i < nwriters; i++) {
+        FILE *f = fopen(writers[i], "rb");
+        size_t n;
+        uint8_t *json = f ? read_all(f, &n) : NULL;
+        if (f)
+            fclose(f);
+        char *text = json ? realloc(json, n + 1) : NULL;
+        if (!text) {
+            free(json);
+            fprintf(stderr, "kinfer_codec_tool: cannot read %s\n", writers[i]);
+            return 2;
+        }
+        text[n] = '\0';
+        kinfer_err wrc =
+            kinfer_codec_decoder_add_writer(dec, KINFER_CODEC_SCHEMA_REQUEST, text, &err);
+        free(text);
+        if (wrc != KINFER_OK) {
+            int prc = print_error(&err);
+            kinfer_codec_decoder_destroy(dec);
+            free(msg);
+            return prc;
+        }
+    }
     kinfer_codec_request req;
     int rc;
     if (kinfer_codec_request_decode(dec, msg, len, &req, &err) != KINFER_OK) {
@@ -139,13 +172,15 @@ static int cmd_decode_request(int argc, char **argv) {
                      req.params[i].key.ptr ? req.params[i].key.ptr : "");
             json_object_set_new(params, key, jstr(req.params[i].value));
         }
-        rc = emit(json_pack("{s:b,s:o,s:o,s:o,s:o,s:o,s:o,s:i,s:o,s:o}", "ok", 1, "frame",
-                            jframe(&req.frame), "id", jstr(req.id), "model", jstr(req.model),
-                            "model_version", jopt(req.has_model_version, req.model_version),
-                            "inputs", jtensors(req.inputs, req.ninputs), "deadline_ms",
-                            req.has_deadline ? json_integer(req.deadline_ms) : json_null(),
-                            "priority", req.priority, "reply_to",
-                            jopt(req.has_reply_to, req.reply_to), "parameters", params));
+        json_t *obj = json_pack("{s:b,s:o,s:o,s:o,s:o,s:o,s:o,s:i,s:o,s:o}", "ok", 1, "frame",
+                                jframe(&req.frame), "id", jstr(req.id), "model", jstr(req.model),
+                                "model_version", jopt(req.has_model_version, req.model_version),
+                                "inputs", jtensors(req.inputs, req.ninputs), "deadline_ms",
+                                req.has_deadline ? json_integer(req.deadline_ms) : json_null(),
+                                "priority", req.priority, "reply_to",
+                                jopt(req.has_reply_to, req.reply_to), "parameters", params);
+        tool_gen_request_json(obj, &req);
+        rc = emit(obj);
     }
     kinfer_codec_decoder_destroy(dec);
     free(msg);
@@ -167,7 +202,7 @@ static int cmd_decode_response(void) {
         rc = print_error(&err);
     } else {
         const kinfer_codec_timing *tm = &resp.timing;
-        rc = emit(json_pack(
+        json_t *obj = json_pack(
             "{s:b,s:o,s:o,s:o,s:o,s:i,s:o,s:o,s:{s:I,s:I,s:i,s:o,s:o},s:{s:o,s:i,s:I}}", "ok", 1,
             "frame", jframe(&resp.frame), "id", jstr(resp.id), "model", jstr(resp.model),
             "model_version", jopt(resp.has_model_version, resp.model_version), "status",
@@ -176,7 +211,9 @@ static int cmd_decode_response(void) {
             "compute_us", (json_int_t)tm->compute_us, "batch_size", tm->batch_size, "worker",
             jstr(tm->worker), "device", jstr(tm->device), "source", "topic",
             jstr(resp.source.topic), "partition", resp.source.partition, "offset",
-            (json_int_t)resp.source.offset));
+            (json_int_t)resp.source.offset);
+        tool_gen_response_json(obj, &resp);
+        rc = emit(obj);
     }
     kinfer_codec_decoder_destroy(dec);
     free(msg);
@@ -194,6 +231,10 @@ static void *arena_alloc(arena *a, size_t n) {
     if (a->n >= 1024)
         return NULL;
     return a->blocks[a->n++] = calloc(1, n ? n : 1);
+}
+
+static void *tool_arena_alloc(void *a, size_t n) {
+    return arena_alloc(a, n);
 }
 
 static kinfer_str sget(json_t *obj, const char *key) {
@@ -295,6 +336,7 @@ static int cmd_encode(bool response, const char *framing) {
         r.source.topic = sget(src, "topic");
         r.source.partition = (int32_t)json_integer_value(json_object_get(src, "partition"));
         r.source.offset = json_integer_value(json_object_get(src, "offset"));
+        tool_gen_response_parse(j, &r, tool_arena_alloc, &a);
         rc = kinfer_codec_response_encode(enc, &r, &frame, &out, &out_len, &err);
     } else {
         kinfer_codec_request q = {0};
@@ -319,6 +361,7 @@ static int cmd_encode(bool response, const char *framing) {
             i++;
         }
         q.params = ps;
+        tool_gen_request_parse(j, &q, tool_arena_alloc, &a);
         rc = kinfer_codec_request_encode(enc, &q, &frame, &out, &out_len, &err);
     }
     int status = 0;
@@ -370,6 +413,30 @@ static int cmd_schema(bool fingerprint, const char *which) {
     return rc;
 }
 
+/* Lines of hex in, "VALID REPAIRED-HEX" lines out: the repair rule against
+ * Python's bytes.decode("utf-8", "replace") in test_codec_fastavro.py. */
+static int cmd_utf8_repair(void) {
+    char line[1 << 14];
+    while (fgets(line, sizeof line, stdin)) {
+        size_t n = strcspn(line, "\r\n"), len = n / 2;
+        char in[sizeof line / 2], out[3 * sizeof line / 2];
+        for (size_t i = 0; i < len; i++) {
+            int hi = hexval(line[2 * i]), lo = hexval(line[2 * i + 1]);
+            if (hi < 0 || lo < 0) {
+                fprintf(stderr, "utf8-repair: bad hex\n");
+                return 2;
+            }
+            in[i] = (char)(hi << 4 | lo);
+        }
+        size_t m = kinfer_codec_utf8_repair(in, len, out, sizeof out);
+        printf("%d ", kinfer_codec_utf8_valid(in, len, NULL) ? 1 : 0);
+        for (size_t i = 0; i < m; i++)
+            printf("%02x", (unsigned char)out[i]);
+        printf("\n");
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc >= 2 && strcmp(argv[1], "decode-request") == 0)
         return cmd_decode_request(argc - 2, argv + 2);
@@ -383,8 +450,11 @@ int main(int argc, char **argv) {
         return cmd_schema(false, argv[2]);
     if (argc == 3 && strcmp(argv[1], "fingerprint") == 0)
         return cmd_schema(true, argv[2]);
-    fprintf(stderr, "usage: kinfer_codec_tool decode-request [--ids N,..] [--no-bare] | "
-                    "decode-response | encode-request FRAMING | encode-response FRAMING | "
-                    "canonical request|response|- | fingerprint request|response|-\n");
+    if (argc == 2 && strcmp(argv[1], "utf8-repair") == 0)
+        return cmd_utf8_repair();
+    fprintf(stderr,
+            "usage: kinfer_codec_tool decode-request [--ids N,..] [--no-bare] | "
+            "decode-response | encode-request FRAMING | encode-response FRAMING | "
+            "canonical request|response|- | fingerprint request|response|- | utf8-repair\n");
     return 2;
 }

@@ -14,7 +14,7 @@
 
 #include <cmocka.h>
 
-#include "kinfer_codec.h"
+#include "kinfer/kinfer_codec.h"
 
 /* ---- byte builder --------------------------------------------------------- */
 
@@ -48,12 +48,11 @@ static inline void tb_str(tb *t, const char *s) {
 }
 
 /* Request fields after inputs, all defaults: deadline null, priority 0,
- * reply_to null, parameters {}. */
+ * reply_to null, parameters {} (v1 ends here), then prompt null, messages [],
+ * prompt_token_ids [], generation null. */
 static inline void tb_request_tail(tb *t) {
-    tb_long(t, 0);
-    tb_long(t, 0);
-    tb_long(t, 0);
-    tb_long(t, 0);
+    for (int i = 0; i < 8; i++)
+        tb_long(t, 0);
 }
 
 /* Request head: id, model, model_version null. */

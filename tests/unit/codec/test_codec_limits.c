@@ -77,7 +77,7 @@ static void lim_name(kinfer_codec_limits *l) {
 
 static void test_each_limit(void **state) {
     (void)state;
-    check_limit(lim_msg, NULL, "message: 1119 bytes, at most 100 allowed");
+    check_limit(lim_msg, NULL, "message: 1123 bytes, at most 100 allowed");
     check_limit(lim_tensors, NULL, "inputs: more than 2 tensors");
     check_limit(lim_dims, NULL, "inputs[0].shape: 2 dimensions, at most 1 allowed");
     check_limit(lim_numel, NULL, "inputs[0].shape: [1, 256] has more than 100 elements");

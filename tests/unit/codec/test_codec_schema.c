@@ -125,8 +125,13 @@ static void test_kinfer_schemas(void **state) {
      * schema edit that changes one breaks every single-object client, so it
      * must be deliberate and update these. */
     assert_true(kinfer_codec_schema_fingerprint(KINFER_CODEC_SCHEMA_REQUEST) ==
-                0xe0d975b88bea4690ull);
+                0x41e6d6b8cbc17849ull);
     assert_true(kinfer_codec_schema_fingerprint(KINFER_CODEC_SCHEMA_RESPONSE) ==
+                0xe0f4c741658b4509ull);
+    /* The released v1 schemas (schemas/v1/), still accepted on input. */
+    assert_true(kinfer_codec_schema_fingerprint_v1(KINFER_CODEC_SCHEMA_REQUEST) ==
+                0xe0d975b88bea4690ull);
+    assert_true(kinfer_codec_schema_fingerprint_v1(KINFER_CODEC_SCHEMA_RESPONSE) ==
                 0x7af6bafe9f47633aull);
 }
 

@@ -30,6 +30,37 @@ static void test_wire_status_roundtrip(void **state) {
     assert_int_equal(kinfer_err_to_wire_status(KINFER_ERR_DECODE), 1);
 }
 
+/* The flags come from the per-code table and survive a prefix. */
+static void test_flags_from_the_code_table(void **state) {
+    (void)state;
+    kinfer_error err;
+    kinfer_error_set(&err, KINFER_ERR_SHUTDOWN, "stopping");
+    assert_true(err.retriable);
+    assert_false(err.fatal);
+    kinfer_error_prefix(&err, "engine");
+    assert_true(err.retriable);
+    kinfer_error_set(&err, KINFER_ERR_NOMEM, "no memory");
+    assert_false(err.retriable);
+    assert_true(err.fatal);
+    kinfer_error_set(&err, KINFER_ERR_INVALID_REQUEST, "bad shape");
+    assert_false(err.retriable);
+    assert_false(err.fatal);
+    assert_true(kinfer_err_retriable(KINFER_ERR_OVERLOADED));
+    assert_false(kinfer_err_fatal(KINFER_ERR_OVERLOADED));
+    assert_false(kinfer_err_retriable((kinfer_err)-999));
+    assert_false(kinfer_err_fatal((kinfer_err)-999));
+    kinfer_error_clear(&err);
+    assert_false(err.retriable);
+    assert_false(err.fatal);
+    /* Every named code has a wire status. */
+    for (int c = 0; c >= -40; c--)
+        if (strcmp(kinfer_err2name((kinfer_err)c), "UNKNOWN")) {
+            int s = kinfer_err_to_wire_status((kinfer_err)c);
+            assert_true(s >= 0 && s <= 5);
+        }
+    assert_int_equal(kinfer_err_to_wire_status((kinfer_err)-999), 5);
+}
+
 static void test_dtype_table(void **state) {
     (void)state;
     kinfer_dtype dt;
@@ -81,6 +112,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_error_set_and_prefix),
         cmocka_unit_test(test_wire_status_roundtrip),
+        cmocka_unit_test(test_flags_from_the_code_table),
         cmocka_unit_test(test_dtype_table),
         cmocka_unit_test(test_shape_numel_overflow_and_negative),
         cmocka_unit_test(test_tensor_check_mismatch),

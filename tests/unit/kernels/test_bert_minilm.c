@@ -12,7 +12,7 @@
 #include <cmocka.h>
 
 #include "bert_test_fixture.h"
-#include "kinfer_model.h"
+#include "kinfer/kinfer_model.h"
 
 static char g_dir[4096];
 static minilm_ref g_ref;

@@ -1,4 +1,4 @@
-/* test_bert_ops.c — the encoder ops of bert_ops_cpu.c against naive double
+/* test_bert_ops.c — the encoder ops of ops/bert_*_cpu.c against naive double
  * references on awkward shapes (1, not a multiple of the vector width,
  * sequences of length 1), with sentinels after every output buffer. The
  * oracle a future CUDA twin will be compared with. */
@@ -12,9 +12,9 @@
 
 #include <cmocka.h>
 
-#include "bert_model.h"
-#include "bert_ops.h"
-#include "kinfer_hd.h"
+#include "bert/bert_model.h"
+#include "ops/bert_ops.h"
+#include "ops/kinfer_hd.h"
 
 #define SENTINEL 12345.678f
 #define GUARD 16

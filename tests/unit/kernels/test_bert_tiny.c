@@ -16,8 +16,8 @@
 
 #include <cmocka.h>
 
-#include "kinfer_model.h"
-#include "safetensors.h"
+#include "kinfer/kinfer_model.h"
+#include "formats/safetensors.h"
 
 #define TINY_DIR KINFER_SOURCE_DIR "/tests/data/minilm/tiny_cls"
 

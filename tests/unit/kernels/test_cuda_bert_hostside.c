@@ -15,16 +15,16 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "bert_model.h"
-#include "kinfer_model.h"
+#include "bert/bert_model.h"
+#include "kinfer/kinfer_model.h"
 #include "test_cuda_util.h"
 
 #define TINY_DIR KINFER_SOURCE_DIR "/tests/data/minilm/tiny_cls"
 
 #ifdef KINFER_HAVE_CUDA
-#include "bert_attention_cuda.h"
-#include "bert_layernorm_cuda.h"
-#include "bert_pool_cuda.h"
+#include "ops/bert_attention_cuda.h"
+#include "ops/bert_layernorm_cuda.h"
+#include "ops/bert_pool_cuda.h"
 
 /* Any non-NULL address: the checks below fail before it is dereferenced. */
 static float g_dummy[4];
@@ -126,9 +126,9 @@ static void test_bert_cuda_not_present(void **state) {
     kinfer_model_destroy(m);
 
     /* An unknown precision is refused at load, before any device. */
-    o.precision = "int8";
+    o.precision = "int4";
     assert_int_equal(kinfer_model_load(&o, &m, &err), KINFER_ERR_CONFIG);
-    assert_non_null(strstr(err.msg, "int8"));
+    assert_non_null(strstr(err.msg, "int4"));
 }
 
 int main(void) {

@@ -19,7 +19,7 @@
 #include <cmocka.h>
 
 #include "bert_test_fixture.h"
-#include "kinfer_model.h"
+#include "kinfer/kinfer_model.h"
 #include "test_cuda_util.h"
 
 #define MAX_ROWS 64

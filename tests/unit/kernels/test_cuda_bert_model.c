@@ -26,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kinfer_model.h"
+#include "kinfer/kinfer_model.h"
 #include "test_cuda_util.h"
 
 #define TINY_DIR KINFER_SOURCE_DIR "/tests/data/minilm/tiny_cls"

@@ -1,5 +1,5 @@
 /* test_cuda_bert_ops.c — parity of the bert CUDA kernels (bert_layernorm.cu,
- * bert_attention.cu, bert_pool.cu) with their C twins in bert_ops_cpu.c:
+ * bert_attention.cu, bert_pool.cu) with their C twins (bert_*_cpu.c):
  * random inputs, awkward shapes (1 token, lengths not a multiple of 32,
  * head dims 32/64/96, many sequences of different lengths, a sequence
  * long enough to need the opt-in shared memory), sentinel guards on every
@@ -24,15 +24,15 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bert_model.h"
-#include "bert_ops.h"
+#include "bert/bert_model.h"
+#include "ops/bert_ops.h"
 #include "test_cuda_util.h"
 #include "test_mlp_util.h"
 
 #ifdef KINFER_HAVE_CUDA
-#include "bert_attention_cuda.h"
-#include "bert_layernorm_cuda.h"
-#include "bert_pool_cuda.h"
+#include "ops/bert_attention_cuda.h"
+#include "ops/bert_layernorm_cuda.h"
+#include "ops/bert_pool_cuda.h"
 
 static int g_small; /* KINFER_GPU_TEST_SMALL: memcheck is slow, trim the largest cases */
 

@@ -23,12 +23,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "bias_act.h"
+#include "ops/bias_act.h"
 #include "test_cuda_util.h"
 #include "test_mlp_util.h"
 
 #ifdef KINFER_HAVE_CUDA
-#include "bias_act_cuda.h"
+#include "ops/bias_act_cuda.h"
 
 typedef struct shape {
     size_t rows, cols;

@@ -1,5 +1,5 @@
 /* test_cuda_convert.c — parity of the FP32 -> FP16/BF16 narrowing kernel
- * (convert.cu) with its C twins kinfer_fp32_to_fp16/bf16 (fp_convert.c):
+ * (convert.cu) with its C twins kinfer_fp32_to_fp16/bf16 (convert_cpu.c):
  * bit-exact for every non-NaN input (round to nearest even, subnormals,
  * overflow to infinity, signed zeros), NaN stays NaN; sizes 0, 1, not a
  * multiple of the block, large; sentinel guards. Skips loudly (exit 77)
@@ -15,12 +15,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "fp_convert.h"
+#include "ops/convert.h"
 #include "test_cuda_util.h"
 #include "test_mlp_util.h"
 
 #ifdef KINFER_HAVE_CUDA
-#include "convert_cuda.h"
+#include "ops/convert_cuda.h"
 
 static int is_nan16(uint16_t v, kinfer_dtype dt) {
     return dt == KINFER_DTYPE_FP16 ? (v & 0x7c00) == 0x7c00 && (v & 0x03ff)

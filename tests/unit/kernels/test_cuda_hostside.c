@@ -17,9 +17,9 @@
 #include "test_cuda_util.h"
 
 #ifdef KINFER_HAVE_CUDA
-#include "bias_act_cuda.h"
-#include "convert_cuda.h"
-#include "status_cuda.h"
+#include "ops/bias_act_cuda.h"
+#include "ops/convert_cuda.h"
+#include "ops/status_cuda.h"
 
 static void test_cuda_status_ok_is_ok(void **state) {
     (void)state;

@@ -14,7 +14,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "kinfer_model.h"
+#include "kinfer/kinfer_model.h"
 #include "test_cuda_util.h"
 #include "test_mlp_util.h"
 

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "kinfer_device.h"
+#include "kinfer/kinfer_device.h"
 
 /* ctest SKIP_RETURN_CODE (tests/gpu/CMakeLists.txt sets it for test_cuda_*). */
 #define TC_SKIP 77

@@ -15,8 +15,8 @@
 
 #include <cmocka.h>
 
-#include "bias_act.h"
-#include "kinfer_model.h"
+#include "ops/bias_act.h"
+#include "kinfer/kinfer_model.h"
 #include "test_mlp_util.h"
 
 static char *dir;

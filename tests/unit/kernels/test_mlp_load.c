@@ -12,8 +12,8 @@
 
 #include <cmocka.h>
 
-#include "kinfer_device.h"
-#include "kinfer_model.h"
+#include "kinfer/kinfer_device.h"
+#include "kinfer/kinfer_model.h"
 #include "model_registry.h"
 #include "test_mlp_util.h"
 
@@ -102,6 +102,13 @@ static void test_load_ok_two_layers(void **state) {
     assert_int_equal(kinfer_model_load(&o, &m, &err), KINFER_OK);
     assert_string_equal(kinfer_model_kind(m), "mlp");
     assert_string_equal(kinfer_model_describe(m), "mlp 3-5-2 relu/none");
+    kinfer_model_info info;
+    kinfer_model_info_get(m, &info);
+    assert_string_equal(info.kind, "mlp");
+    assert_string_equal(info.description, "mlp 3-5-2 relu/none");
+    assert_int_equal(info.input_dtype, KINFER_DTYPE_FP32);
+    assert_int_equal(info.input_width, 3);
+    assert_int_equal(info.output_width, 2);
     kinfer_model_destroy(m);
     o.precision = "bf16";
     o.activation = "tanh";
@@ -254,6 +261,43 @@ static void test_unknown_kind(void **state) {
     assert_non_null(kinfer_model_kind_find("mlp"));
     assert_null(kinfer_model_kind_find("MLP"));
     assert_null(kinfer_model_kind_find(NULL));
+}
+
+/* The public face of the kind table: what the configuration asks. */
+static void test_kind_table_info(void **state) {
+    (void)state;
+    assert_true(kinfer_model_kind_count() >= 2);
+    assert_null(kinfer_model_kind_at(kinfer_model_kind_count()));
+    for (size_t i = 0; i < kinfer_model_kind_count(); i++) {
+        const kinfer_model_kind_info *k = kinfer_model_kind_at(i);
+        assert_non_null(k->name);
+        assert_ptr_equal(kinfer_model_kind_lookup(k->name), k);
+        /* Every precision a kind offers is one the loaders parse. */
+        for (size_t j = 0; k->precisions && k->precisions[j]; j++) {
+            kinfer_dtype dt;
+            assert_true(kinfer_precision_parse(k->precisions[j], &dt));
+        }
+    }
+    assert_null(kinfer_model_kind_lookup("gpt"));
+    assert_null(kinfer_model_kind_lookup(NULL));
+    const kinfer_model_kind_info *mlp = kinfer_model_kind_lookup("mlp");
+    assert_int_equal(mlp->path, KINFER_MODEL_PATH_FILE);
+    assert_string_equal(mlp->precisions[0], "fp32");
+    size_t n = 0;
+    for (; mlp->activations[n]; n++) {
+        kinfer_activation a;
+        assert_int_equal(mlp_activation_parse(mlp->activations[n], &a), 0);
+    }
+    assert_int_equal(n, KINFER_ACT_COUNT);
+    for (n = 0; mlp->output_activations[n]; n++) {
+        mlp_output_act a;
+        assert_int_equal(mlp_output_act_parse(mlp->output_activations[n], &a), 0);
+    }
+    assert_int_equal(n, MLP_OUT_COUNT);
+    const kinfer_model_kind_info *bert = kinfer_model_kind_lookup("bert");
+    assert_int_equal(bert->path, KINFER_MODEL_PATH_DIR);
+    assert_null(bert->activations);
+    assert_null(bert->options);
 }
 
 static void test_device_parse(void **state) {
@@ -425,6 +469,7 @@ int main(void) {
         cmocka_unit_test(test_activation_metadata_and_options),
         cmocka_unit_test(test_metadata_activations_used),
         cmocka_unit_test(test_unknown_kind),
+        cmocka_unit_test(test_kind_table_info),
         cmocka_unit_test(test_device_parse),
         cmocka_unit_test(test_replica_devices),
         cmocka_unit_test(test_fp16_known_values),

@@ -12,9 +12,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "fp_convert.h"
-#include "mlp_model.h"
-#include "safetensors.h"
+#include "ops/convert.h"
+#include "mlp/mlp_model.h"
+#include "formats/safetensors.h"
 
 /* Creates a fresh temp dir (under $TMPDIR or /tmp); caller frees the path. */
 static inline char *tu_tempdir(void) {

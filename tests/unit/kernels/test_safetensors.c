@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "safetensors.h"
+#include "formats/safetensors.h"
 #include "test_mlp_util.h"
 
 /* A file image: 8-byte LE header length (hlen, or strlen(json) when

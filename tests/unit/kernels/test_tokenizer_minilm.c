@@ -10,7 +10,7 @@
 #include <cmocka.h>
 
 #include "bert_test_fixture.h"
-#include "tokenizer_wordpiece.h"
+#include "tokenizer/tokenizer_wordpiece.h"
 
 static char g_dir[4096];
 static minilm_ref g_ref;

@@ -13,8 +13,8 @@
 
 #include <cmocka.h>
 
-#include "tokenizer_private.h"
-#include "tokenizer_wordpiece.h"
+#include "tokenizer/tokenizer_private.h"
+#include "tokenizer/tokenizer_wordpiece.h"
 
 /* ids: [PAD]=0 [UNK]=1 [CLS]=2 [SEP]=3 [MASK]=4 then the words below. */
 static const char *const k_vocab[] = {

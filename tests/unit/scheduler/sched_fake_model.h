@@ -428,6 +428,8 @@ typedef struct fake_req {
     int64_t completed_at; /* clock at completion */
     int64_t queue_us, compute_us;
     uint32_t batch_size;
+    bool has_deadline;
+    int64_t deadline_slack_us;
     const char *version;
 } fake_req;
 
@@ -468,6 +470,8 @@ static inline void fake_on_complete(void *ctx, const kinfer_engine_result *res) 
         r->queue_us = res->queue_us;
         r->compute_us = res->compute_us;
         r->batch_size = res->batch_size;
+        r->has_deadline = res->has_deadline;
+        r->deadline_slack_us = res->deadline_slack_us;
         r->version = res->model_version;
     }
     if (s->total < FAKE_MAX_LOG)

@@ -121,6 +121,9 @@ static void test_delay_trigger(void **state) {
     assert_int_equal(e->reqs[2].queue_us, 1800);
     assert_int_equal(e->reqs[0].batch_size, 3);
     assert_int_equal(e->reqs[0].compute_us, 1000 + 4 * 10);
+    /* No deadline of their own and no default timeout: no slack to report. */
+    assert_false(e->reqs[0].has_deadline);
+    assert_int_equal(e->reqs[0].deadline_slack_us, 0);
     assert_int_equal(step(e, &batches), INT64_MAX); /* nothing left to time */
     env_free(e);
 }
@@ -308,11 +311,11 @@ static void test_priority_among_equal_deadlines(void **state) {
     e->opts.latency_prior_us = 1;
     env_start(e);
     int64_t dl = T0 + 5000000;
-    assert_int_equal(submit(e, 0, 1, dl, 0), KINFER_OK);
+    assert_int_equal(submit(e, 0, 1, dl, 5), KINFER_OK);
     assert_int_equal(submit(e, 1, 1, dl, 7), KINFER_OK);
-    assert_int_equal(submit(e, 2, 1, dl, -3), KINFER_OK);
-    assert_int_equal(submit(e, 3, 1, dl - 1, -100), KINFER_OK); /* earlier deadline wins */
-    assert_int_equal(submit(e, 4, 1, 0, 1000), KINFER_OK);      /* no deadline: last */
+    assert_int_equal(submit(e, 2, 1, dl, 3), KINFER_OK);
+    assert_int_equal(submit(e, 3, 1, dl - 1, 0), KINFER_OK); /* earlier deadline wins */
+    assert_int_equal(submit(e, 4, 1, 0, 1000), KINFER_OK);   /* no deadline: last */
     run_one_batch(e);
     uintptr_t want[] = {3, 1, 0, 2, 4};
     for (int i = 0; i < 5; i++)
@@ -359,6 +362,25 @@ static void test_default_timeout(void **state) {
     assert_int_equal(e->reqs[2].status, KINFER_ERR_DEADLINE_EXCEEDED);
     sched_engine_run(e->engine);
     assert_int_equal(e->reqs[0].status, KINFER_OK);
+    /* Its batch started at T0 + 80 ms, 30 ms past its default deadline:
+     * negative slack, reported as such. */
+    assert_true(e->reqs[0].has_deadline);
+    assert_int_equal(e->reqs[0].deadline_slack_us, -30000);
+    env_free(e);
+
+    /* Slack is the deadline minus the batch start, on the engine clock. */
+    e = env_alloc();
+    e->mc.default_timeout_ms = 50;
+    e->mc.max_batch_size = 2;
+    env_start(e);
+    assert_int_equal(submit(e, 0, 1, T0 + 7000, 0), KINFER_OK);
+    set_now(e, T0 + 500);
+    assert_int_equal(submit(e, 1, 1, 0, 0), KINFER_OK); /* default: T0 + 500 + 50 ms */
+    set_now(e, T0 + 1000);
+    assert_int_equal(env_step(e), 1);
+    assert_true(e->reqs[0].has_deadline && e->reqs[1].has_deadline);
+    assert_int_equal(e->reqs[0].deadline_slack_us, 6000);
+    assert_int_equal(e->reqs[1].deadline_slack_us, 49500);
     env_free(e);
 
     /* default_timeout_ms = 0: no deadline, only the delay timer */

@@ -17,8 +17,8 @@
 
 #include <cmocka.h>
 
-#include "kinfer_engine.h"
-#include "safetensors.h"
+#include "kinfer/kinfer_engine.h"
+#include "formats/safetensors.h"
 
 #define IN 12
 #define HID 24

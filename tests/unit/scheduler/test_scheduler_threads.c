@@ -104,6 +104,43 @@ static bool five_completed(void *arg) {
     return sink_total(arg) == 5;
 }
 
+/* Liveness: an executor blocked inside a batch shows in the stats as a
+ * running batch at least as old as the wait, with the latency estimate for
+ * its size; once it returns, nothing is running. Plain and pipelined. */
+static bool completed_one(void *arg);
+
+static void running_batch_case(uint32_t max_in_flight) {
+    tenv *e = tenv_alloc(4);
+    e->fake.max_in_flight = max_in_flight;
+    tenv_start(e);
+    kinfer_engine_stats st;
+    assert_int_equal(kinfer_engine_stats_get(e->engine, 0, &st), KINFER_OK);
+    assert_int_equal(st.running_batch_us, 0);
+    fake_gate(&e->fake, true);
+    assert_int_equal(tsubmit(e, "m", 0, 2, 0, 0), KINFER_OK);
+    assert_true(wait_for(one_in_execute, &e->fake));
+    sleep_ms(30);
+    assert_int_equal(kinfer_engine_stats_get(e->engine, 0, &st), KINFER_OK);
+    assert_true(st.running_batch_us >= 30000);
+    assert_int_equal(st.running_batch_estimate_us, st.latency_estimate_max_us); /* 2 rows = max */
+    assert_true(st.running_batch_estimate_us > 0);
+    fake_gate(&e->fake, false);
+    assert_true(wait_for(completed_one, &e->sink));
+    assert_int_equal(kinfer_engine_stats_get(e->engine, 0, &st), KINFER_OK);
+    assert_int_equal(st.running_batch_us, 0);
+    tenv_free(e);
+}
+
+static bool completed_one(void *arg) {
+    return sink_total(arg) == 1;
+}
+
+static void test_running_batch_in_stats(void **state) {
+    (void)state;
+    running_batch_case(0);
+    running_batch_case(2);
+}
+
 static void test_shutdown_with_running_and_queued(void **state) {
     (void)state;
     tenv *e = tenv_alloc(16);
@@ -428,6 +465,7 @@ static void test_stress_many_submitters_pipelined(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shutdown_with_running_and_queued),
+        cmocka_unit_test(test_running_batch_in_stats),
         cmocka_unit_test(test_drain_runs_queued),
         cmocka_unit_test(test_expiry_by_timer_thread),
         cmocka_unit_test(test_submit_from_completion),

@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "worker_route.h"
+#include "kinfer/kinfer_route.h"
 
 static kinfer_str S(const char *s) {
     kinfer_str k = {s, s ? strlen(s) : 0};
@@ -206,7 +206,49 @@ static void test_dlq_headers(void **state) {
     assert_int_equal(kinfer_worker_dlq_headers(NULL, "r", "x", 0, 0, &out, &err), KINFER_OK);
     assert_int_equal(rd_kafka_header_cnt(out), 4);
     rd_kafka_headers_destroy(out);
+    /* A reason quoting invalid request bytes is repaired; the request's
+     * own header bytes are not. */
+    rd_kafka_header_add(req, "raw", -1, "\xff\xfe", 2);
+    assert_int_equal(
+        kinfer_worker_dlq_headers(req, "reply_to 'a\xc3(' is unusable", "x", 0, 0, &out, &err),
+        KINFER_OK);
+    e = kinfer_worker_header_last(out, KINFER_HDR_ERROR);
+    static const char want[] = "reply_to 'a\xef\xbf\xbd(' is unusable";
+    assert_int_equal(e.len, sizeof want - 1);
+    assert_memory_equal(e.ptr, want, e.len);
+    kinfer_str raw = kinfer_worker_header_last(out, "raw");
+    assert_int_equal(raw.len, 2);
+    assert_memory_equal(raw.ptr, "\xff\xfe", 2);
+    rd_kafka_headers_destroy(out);
     rd_kafka_headers_destroy(req);
+}
+
+/* The too-large fallback: the reason says what was dropped, once. */
+static void test_dlq_value_dropped(void **state) {
+    (void)state;
+    rd_kafka_headers_t *out = NULL;
+    kinfer_error err;
+    assert_int_equal(kinfer_worker_dlq_headers(NULL, "message of 5000 bytes exceeds x", "reqs", 1,
+                                               7, &out, &err),
+                     KINFER_OK);
+    assert_int_equal(kinfer_worker_dlq_value_dropped(out, 5000, &err), KINFER_OK);
+    const char *want = "message of 5000 bytes exceeds x; value of 5000 bytes dropped: too large to "
+                       "forward";
+    kinfer_str e = kinfer_worker_header_last(out, KINFER_HDR_ERROR);
+    assert_int_equal(e.len, strlen(want));
+    assert_memory_equal(e.ptr, want, e.len);
+    const void *v;
+    size_t len;
+    assert_int_equal(rd_kafka_header_get(out, 1, KINFER_HDR_ERROR, &v, &len),
+                     RD_KAFKA_RESP_ERR__NOENT); /* one reason, not two */
+    assert_int_equal(rd_kafka_header_cnt(out), 4);
+    rd_kafka_headers_destroy(out);
+    /* Without a reason header it still says what happened. */
+    out = rd_kafka_headers_new(1);
+    assert_int_equal(kinfer_worker_dlq_value_dropped(out, 9, &err), KINFER_OK);
+    e = kinfer_worker_header_last(out, KINFER_HDR_ERROR);
+    assert_memory_equal(e.ptr, "value of 9 bytes", 16);
+    rd_kafka_headers_destroy(out);
 }
 
 int main(void) {
@@ -218,6 +260,7 @@ int main(void) {
         cmocka_unit_test(test_reply_headers_copy_listed),
         cmocka_unit_test(test_header_last),
         cmocka_unit_test(test_dlq_headers),
+        cmocka_unit_test(test_dlq_value_dropped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

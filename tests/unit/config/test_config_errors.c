@@ -9,7 +9,9 @@
 
 #include <cmocka.h>
 
-#include "config.h"
+#include <librdkafka/rdkafka.h>
+
+#include "kinfer/kinfer_config.h"
 #include "test_config_util.h"
 
 typedef struct bad_case {
@@ -98,7 +100,8 @@ static const bad_case cases[] = {
 
     /* choices */
     {"bad enum, suggestion", "models = ( { name = \"m\"; kind = \"mpl\"; path = \"$M\"; } );\n",
-     "bad.conf:1: models.[0].kind: must be one of mlp, bert (got \"mpl\"; did you mean \"mlp\"?)"},
+     "bad.conf:1: models.[0].kind: must be one of mlp, bert, llm (got \"mpl\"; did you mean "
+     "\"mlp\"?)"},
     {"bad enum", M1 "delivery = \"always\";\n",
      "bad.conf:2: delivery: must be one of at-least-once, exactly-once (got \"always\")"},
     {"bad activation",
@@ -135,8 +138,41 @@ static const bad_case cases[] = {
     {"bad device",
      "models = ( { name = \"m\"; kind = \"mlp\"; path = \"$M\";\n"
      "  devices = [\"gpu0\"]; } );\n",
-     "bad.conf:2: models.[0].devices.[0]: a device is \"cpu\" or \"cuda:N\" with N from 0 to 63 "
+     "bad.conf:2: models.[0].devices.[0]: a device is \"cpu\" or \"cuda:N\" with N from 0 to 255 "
      "(got \"gpu0\")"},
+    /* The same parser and range as the engine's (kinfer_device_parse). */
+    {"device past the parser's range",
+     "models = ( { name = \"m\"; kind = \"mlp\"; path = \"$M\";\n"
+     "  devices = [\"cuda:256\"]; } );\n",
+     "bad.conf:2: models.[0].devices.[0]: a device is \"cpu\" or \"cuda:N\" with N from 0 to 255 "
+     "(got \"cuda:256\")"},
+    {"device with a leading zero",
+     "models = ( { name = \"m\"; kind = \"mlp\"; path = \"$M\";\n"
+     "  devices = [\"cuda:01\"]; } );\n",
+     "bad.conf:2: models.[0].devices.[0]: a device is \"cpu\" or \"cuda:N\" with N from 0 to 255 "
+     "(got \"cuda:01\")"},
+    /* What the kind table says each kind takes. */
+    {"activation on a kind without activations",
+     "models = ( { name = \"m\"; kind = \"bert\"; path = \"$B\";\n"
+     "  activation = \"relu\"; } );\n",
+     "bad.conf:2: models.[0].activation: does not apply to kind \"bert\" (only to mlp)"},
+    {"llm key on a kind that is not generative",
+     "models = ( { name = \"m\"; kind = \"mlp\"; path = \"$M\";\n"
+     "  kv_block_tokens = 32; } );\n",
+     "bad.conf:2: models.[0].kv_block_tokens: does not apply to kind \"mlp\" (only to llm)"},
+    {"kv cache budget out of range",
+     "models = ( { name = \"m\"; kind = \"mlp\"; path = \"$M\";\n"
+     "  kv_cache_bytes = -1; } );\n",
+     "bad.conf:2: models.[0].kv_cache_bytes: must be between 0 and 1099511627776 (got -1)"},
+    {"default max_tokens out of range",
+     "models = ( { name = \"m\"; kind = \"mlp\"; path = \"$M\";\n"
+     "  default_max_tokens = 2000000; } );\n",
+     "bad.conf:2: models.[0].default_max_tokens: must be between 0 and 1048576 (got 2000000)"},
+    {"output activation on a kind without activations",
+     "models = ( { name = \"m\"; kind = \"bert\"; path = \"$B\"; output_activation = \"none\"; } "
+     ");\n",
+     "bad.conf:1: models.[0].output_activation: does not apply to kind \"bert\" (only to mlp)"},
+
     {"duplicate device",
      "models = ( { name = \"m\"; kind = \"mlp\"; path = \"$M\";\n"
      "  devices = [\"cuda:0\", \"cuda:0\"]; } );\n",
@@ -184,6 +220,23 @@ static const bad_case cases[] = {
     {"property owned by kinfer", M1 "kafka = { consumer_properties = [\"group.id=x\"]; };\n",
      "bad.conf:2: kafka.consumer_properties.[0]: \"group.id\" is set by kinfer; use kafka.group "
      "(got \"group.id=x\")"},
+    {"group.protocol owned by kinfer",
+     M1 "kafka = { properties = [\"group.protocol=consumer\"]; };\n",
+     "bad.conf:2: kafka.properties.[0]: \"group.protocol\" is set by kinfer; use "
+     "kafka.group_protocol (got \"group.protocol=consumer\")"},
+    {"unknown group protocol", M1 "kafka = { group_protocol = \"kip848\"; };\n",
+     "bad.conf:2: kafka.group_protocol: must be one of classic, consumer (got \"kip848\")"},
+    {"assignment strategy with the consumer protocol",
+     M1 "kafka = { group_protocol = \"consumer\";\n assignment_strategy = \"eager\"; };\n",
+     "bad.conf:3: kafka.assignment_strategy: is a classic-protocol setting; with "
+     "kafka.group_protocol = \"consumer\" (line 2) the broker assigns partitions (choose its "
+     "assignor with group.remote.assignor in kafka.consumer_properties)"},
+    {"session timeout with the consumer protocol",
+     M1 "kafka = { group_protocol = \"consumer\";\n consumer_properties = "
+        "[\"session.timeout.ms=6000\"]; };\n",
+     "bad.conf:3: kafka.consumer_properties: session.timeout.ms is not a client setting with "
+     "kafka.group_protocol = \"consumer\" (line 2): the broker's "
+     "group.consumer.session.timeout.ms applies (drop it here)"},
     {"auto commit refused", M1 "kafka = { properties = [\"enable.auto.commit=true\"]; };\n",
      "bad.conf:2: kafka.properties.[0]: \"enable.auto.commit\" is set by kinfer; use delivery "
      "(kinfer commits offsets itself) (got \"enable.auto.commit=true\")"},
@@ -204,7 +257,7 @@ static const bad_case cases[] = {
     /* worker, http */
     {"confluent framing without schema id", M1 "worker = {\n  reply_framing = \"confluent\"; };\n",
      "bad.conf:3: worker.confluent_response_schema_id: required (non-zero) when "
-     "worker.reply_framing is \"confluent\""},
+     "worker.reply_framing is \"confluent\" and no kafka.schema_registry_url is set"},
     {"bad listen", M1 "http = { listen = \"9464\"; };\n",
      "bad.conf:2: http.listen: expected \"host:port\" or \"\" to disable (got \"9464\")"},
     {"bad listen port", M1 "http = { listen = \"0.0.0.0:99999\"; };\n",
@@ -235,6 +288,30 @@ static void test_each_error_class(void **state) {
         kinfer_config_free(&cfg);
     }
     assert_int_equal(failures, 0);
+}
+
+/* kafka.group_protocol = "consumer" needs librdkafka 2.10+: refused with the
+ * version it runs on below that, accepted from there. */
+static void test_group_protocol_needs_librdkafka_2_10(void **state) {
+    (void)state;
+    kinfer_config cfg;
+    kinfer_error err = {0};
+    kinfer_err rc =
+        tc_load(M1 "kafka = { group_protocol = \"consumer\"; };\n", "gp.conf", &cfg, &err);
+    if ((rd_kafka_version() & ~0xff) < 0x020a0000) {
+        char expect[512];
+        snprintf(expect, sizeof expect,
+                 "gp.conf:2: kafka.group_protocol: \"consumer\" (KIP-848) needs librdkafka 2.10 or "
+                 "newer; this kinfer runs on librdkafka %s (build against a newer one, "
+                 "docs/KAFKA-VERSIONS.md, or use \"classic\")",
+                 rd_kafka_version_str());
+        assert_int_equal(rc, KINFER_ERR_CONFIG);
+        assert_string_equal(err.msg, expect);
+    } else {
+        assert_int_equal(rc, KINFER_OK);
+        assert_int_equal(cfg.kafka.group_protocol, KINFER_CONFIG_GROUP_PROTOCOL_CONSUMER);
+    }
+    kinfer_config_free(&cfg);
 }
 
 static void test_file_errors(void **state) {
@@ -273,6 +350,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_each_error_class),
         cmocka_unit_test(test_file_errors),
+        cmocka_unit_test(test_group_protocol_needs_librdkafka_2_10),
     };
     return cmocka_run_group_tests(tests, tc_setup, tc_teardown);
 }

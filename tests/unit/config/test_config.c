@@ -9,8 +9,9 @@
 
 #include <cmocka.h>
 
-#include "config.h"
+#include "kinfer/kinfer_config.h"
 #include "config_table.h"
+#include "kinfer/kinfer_model.h"
 #include "test_config_util.h"
 
 static void load_ok(const char *text, kinfer_config *cfg) {
@@ -207,6 +208,35 @@ static void test_properties_pass_through_in_order(void **state) {
     kinfer_config_free(&cfg);
 }
 
+/* The configuration knows no kind itself: its choices are the kind table's. */
+static void test_kind_choices_come_from_the_kind_table(void **state) {
+    (void)state;
+    const char *const *kinds = kinfer_config_kind_choices();
+    size_t n = 0;
+    for (; kinds[n]; n++)
+        assert_string_equal(kinds[n], kinfer_model_kind_at(n)->name);
+    assert_int_equal(n, kinfer_model_kind_count());
+    /* Each kind's precisions and activations are in the unions. */
+    for (size_t i = 0; i < kinfer_model_kind_count(); i++) {
+        const kinfer_model_kind_info *k = kinfer_model_kind_at(i);
+        const char *const *lists[][2] = {
+            {k->precisions, NULL},
+            {k->activations, NULL},
+            {k->output_activations, NULL},
+        };
+        const char *const *unions[] = {kinfer_config_precision_choices(),
+                                       kinfer_config_activation_choices(),
+                                       kinfer_config_output_activation_choices()};
+        for (size_t l = 0; l < 3; l++)
+            for (const char *const *v = lists[l][0]; v && *v; v++) {
+                bool found = false;
+                for (const char *const *u = unions[l]; *u; u++)
+                    found = found || !strcmp(*u, *v);
+                assert_true(found);
+            }
+    }
+}
+
 static void test_every_choice_and_int64(void **state) {
     (void)state;
     kinfer_config cfg;
@@ -221,9 +251,11 @@ static void test_every_choice_and_int64(void **state) {
             "limits = { max_elements = 4294967296L; max_params = 0; };\n"
             "http = { listen = \"\"; };\n"
             "models = ( { name = \"enc\"; version = \"2024-01\"; kind = \"bert\"; path = \"$B\";\n"
-            "  activation = \"gelu\"; output_activation = \"softmax\"; nan_policy = \"pass\";\n"
+            "  nan_policy = \"pass\";\n"
             "  precision = \"bf16\"; devices = [\"cuda:1\", \"cuda:0\", \"cpu\"];\n"
-            "  max_batch_tokens = 8192; } );\n",
+            "  max_batch_tokens = 8192; },\n"
+            "  { name = \"score\"; kind = \"mlp\"; path = \"$M\";\n"
+            "    activation = \"gelu\"; output_activation = \"softmax\"; } );\n",
             &cfg);
     assert_string_equal(cfg.kafka.brokers, "127.0.0.1:19092");
     assert_int_equal(cfg.kafka.topics.n, 0); /* the pattern replaces the default list */
@@ -251,8 +283,9 @@ static void test_every_choice_and_int64(void **state) {
     assert_string_equal(m->version, "2024-01");
     assert_string_equal(m->load.kind, "bert");
     assert_string_equal(m->load.path, tc_bert);
-    assert_string_equal(m->load.activation, "gelu");
-    assert_string_equal(m->load.output_activation, "softmax");
+    assert_null(m->load.activation);
+    assert_string_equal(cfg.models[1].load.activation, "gelu");
+    assert_string_equal(cfg.models[1].load.output_activation, "softmax");
     assert_int_equal(m->load.nan_policy, KINFER_NAN_PASS);
     assert_string_equal(m->load.precision, "bf16");
     assert_int_equal(m->ndevices, 3);
@@ -346,6 +379,7 @@ int main(void) {
         cmocka_unit_test(test_scheduler_inheritance),
         cmocka_unit_test(test_relative_paths),
         cmocka_unit_test(test_properties_pass_through_in_order),
+        cmocka_unit_test(test_kind_choices_come_from_the_kind_table),
         cmocka_unit_test(test_every_choice_and_int64),
         cmocka_unit_test(test_print_loads_back),
         cmocka_unit_test(test_edit_distance),

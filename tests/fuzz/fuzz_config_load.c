@@ -1,4 +1,4 @@
-/* fuzz_worker_config.c — libFuzzer target for the config loader: arbitrary
+/* fuzz_config_load.c — libFuzzer target for the config loader: arbitrary
  * text through libconfig's parser and kinfer's validation, and, when it
  * loads, through the effective-config printer. Model paths in the seeds
  * point at files every Linux has (/etc/passwd, /tmp) so valid inputs get
@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "config.h"
+#include "kinfer/kinfer_config.h"
 
 /* libconfig 1.5 (Debian 12) leaks the scanner's token strings when a syntax
  * error follows them (e.g. `a"x"`, or `""` in the wrong place): a few bytes

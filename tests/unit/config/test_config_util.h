@@ -11,7 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "config.h"
+#include "kinfer/kinfer_config.h"
 
 /* $M in a config text becomes the model file, $B the model directory. */
 static char tc_dir[PATH_MAX];
