@@ -11,7 +11,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "kinfer_codec.h"
+#include "kinfer/kinfer_codec.h"
 
 static double now_ns(void) {
     struct timespec ts;

@@ -11,7 +11,7 @@
 #include <string.h>
 
 #include "kinfer/kinfer_clock.h"
-#include "tokenizer_wordpiece.h"
+#include "tokenizer/tokenizer_wordpiece.h"
 
 int main(int argc, char **argv) {
     if (argc < 2) {

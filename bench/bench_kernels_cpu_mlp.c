@@ -11,10 +11,10 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "blas_cpu.h"
+#include "ops/blas_cpu.h"
 #include "kinfer/kinfer_clock.h"
-#include "kinfer_model.h"
-#include "safetensors.h"
+#include "kinfer/kinfer_model.h"
+#include "formats/safetensors.h"
 
 #define MAXL 16
 

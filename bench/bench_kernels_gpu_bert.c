@@ -17,8 +17,8 @@
 #include <string.h>
 
 #include "bench_bert_common.h"
-#include "kinfer_device.h"
-#include "kinfer_model.h"
+#include "kinfer/kinfer_device.h"
+#include "kinfer/kinfer_model.h"
 
 int main(int argc, char **argv) {
     if (argc < 3) {

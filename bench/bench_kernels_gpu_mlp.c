@@ -18,9 +18,9 @@
 #include <unistd.h>
 
 #include "kinfer/kinfer_clock.h"
-#include "kinfer_device.h"
-#include "kinfer_model.h"
-#include "safetensors.h"
+#include "kinfer/kinfer_device.h"
+#include "kinfer/kinfer_model.h"
+#include "formats/safetensors.h"
 
 #ifdef KINFER_HAVE_CUDA
 #include <cuda_runtime_api.h>

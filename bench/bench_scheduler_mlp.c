@@ -8,7 +8,7 @@
  *   bench_scheduler_mlp [--runs N] [--duration-ms MS] [--concurrency C]
  *                       [--delay-us US] [--device cpu|cuda:0] [--flood N]
  *                       [--deadline-rate R]... [--deadline-ms MS] [--cpu-threads N]
- *                       [--no-caps] [--sgemm]
+ *                       [--no-caps] [--sgemm] [--precision fp32|bf16|int8]
  * --deadline-rate adds an open-loop run at R req/s whose requests are due
  * --deadline-ms later: it shows how well the latency estimate times
  * deadline-triggered batches (on time / late / expired). */
@@ -23,14 +23,10 @@
 
 #include <cblas.h>
 
+#include "kinfer/kinfer_device.h"
+#include "kinfer/kinfer_engine.h"
 #include "kinfer/kinfer_log.h"
-#include "kinfer_engine.h"
-#include "safetensors.h"
-
-#define IN 256
-#define H1 512
-#define H2 512
-#define OUTW 16
+#include "bench_mlp_model.h"
 #define MAX_SAMPLES (1 << 22)
 
 typedef struct slot {
@@ -132,6 +128,7 @@ typedef struct opts {
     int cpu_threads; /* 0 = online cores */
     bool no_caps;    /* skip the closed-loop batch-cap runs */
     bool sgemm;      /* also time the raw OpenBLAS ceiling */
+    const char *precision;
 } opts;
 
 static kinfer_err make_engine(const opts *o, uint32_t cap, uint32_t hard, void *ctx,
@@ -140,6 +137,7 @@ static kinfer_err make_engine(const opts *o, uint32_t cap, uint32_t hard, void *
     mc.name = "mlp";
     mc.load.kind = "mlp";
     mc.load.path = o->path;
+    mc.load.precision = o->precision;
     mc.devices[0] = o->device;
     mc.ndevices = 1;
     mc.replicas_per_device = 1;
@@ -397,36 +395,7 @@ static void sgemm_ceiling(void) {
 }
 
 static float frand(unsigned *seed) {
-    return (float)rand_r(seed) / (float)RAND_MAX * 2.0f - 1.0f;
-}
-
-static int write_model(const char *path) {
-    unsigned seed = 1;
-    size_t sizes[6] = {(size_t)H1 * IN, H1, (size_t)H2 * H1, H2, (size_t)OUTW * H2, OUTW};
-    float *buf[6];
-    for (int i = 0; i < 6; i++) {
-        buf[i] = malloc(sizes[i] * sizeof(float));
-        float scale = (i % 2 == 0) ? 1.0f / 16.0f : 0.01f; /* ~1/sqrt(fan-in) */
-        for (size_t k = 0; k < sizes[i]; k++)
-            buf[i][k] = frand(&seed) * scale;
-    }
-    kinfer_st_write_tensor t[6] = {
-        {"layers.0.weight", KINFER_DTYPE_FP32, 2, {H1, IN}, buf[0]},
-        {"layers.0.bias", KINFER_DTYPE_FP32, 1, {H1}, buf[1]},
-        {"layers.1.weight", KINFER_DTYPE_FP32, 2, {H2, H1}, buf[2]},
-        {"layers.1.bias", KINFER_DTYPE_FP32, 1, {H2}, buf[3]},
-        {"layers.2.weight", KINFER_DTYPE_FP32, 2, {OUTW, H2}, buf[4]},
-        {"layers.2.bias", KINFER_DTYPE_FP32, 1, {OUTW}, buf[5]},
-    };
-    const char *keys[] = {"activation", "output_activation"};
-    const char *vals[] = {"relu", "none"};
-    kinfer_error err;
-    kinfer_err rc = kinfer_safetensors_write(path, t, 6, keys, vals, 2, &err);
-    for (int i = 0; i < 6; i++)
-        free(buf[i]);
-    if (rc != KINFER_OK)
-        fprintf(stderr, "write %s: %s\n", path, err.msg);
-    return rc == KINFER_OK ? 0 : -1;
+    return bench_mlp_frand(seed);
 }
 
 int main(int argc, char **argv) {
@@ -457,6 +426,8 @@ int main(int argc, char **argv) {
             o.no_caps = true;
         else if (!strcmp(a, "--sgemm"))
             o.sgemm = true;
+        else if (!strcmp(a, "--precision") && v)
+            o.precision = v, i++;
         else if (!strcmp(a, "--cpu-threads") && v)
             o.cpu_threads = atoi(v), i++;
         else if (!strcmp(a, "--deadline-ms") && v)
@@ -465,7 +436,7 @@ int main(int argc, char **argv) {
             fprintf(stderr,
                     "usage: %s [--runs N] [--duration-ms MS] [--concurrency C] [--delay-us US] "
                     "[--device D] [--flood N] [--deadline-rate R]... [--deadline-ms MS] "
-                    "[--cpu-threads N]\n",
+                    "[--cpu-threads N] [--no-caps] [--sgemm] [--precision fp32|bf16|int8]\n",
                     argv[0]);
             return 2;
         }
@@ -479,7 +450,7 @@ int main(int argc, char **argv) {
     char path[128];
     snprintf(path, sizeof(path), "/tmp/kinfer_bench_mlp_%d.safetensors", (int)getpid());
     o.path = path;
-    if (write_model(path) != 0)
+    if (bench_mlp_write(path) != 0)
         return 1;
     slot *slots = calloc(o.concurrency, sizeof(*slots));
     int64_t *lat = malloc(MAX_SAMPLES * sizeof(*lat));
@@ -497,11 +468,12 @@ int main(int argc, char **argv) {
         t->data = slots[i].x;
         t->nbytes = sizeof(slots[i].x);
     }
-    printf("engine bench: mlp %d-%d-%d-%d relu fp32 on %s (cpu_threads %d), 1-row requests, "
-           "closed loop with %zu outstanding, max_queue_delay_us %lld, %d runs x %lld ms "
-           "(median)\n",
-           IN, H1, H2, OUTW, o.device, o.cpu_threads, o.concurrency, (long long)o.delay_us, o.runs,
-           (long long)o.duration_ms);
+    printf("engine bench: mlp %d-%d-%d-%d relu precision %s on %s (cpu_threads %d), 1-row "
+           "requests, closed loop with %zu outstanding, max_queue_delay_us %lld, %d runs x %lld ms "
+           "(median); dense kernels %s, OpenBLAS core %s\n",
+           IN, H1, H2, OUTW, o.precision ? o.precision : "fp32", o.device, o.cpu_threads,
+           o.concurrency, (long long)o.delay_us, o.runs, (long long)o.duration_ms,
+           kinfer_cpu_dense_isa(), kinfer_cpu_blas_core());
     static const uint32_t caps[] = {1, 8, 64, 256};
     double base = 0;
     int rc = 0;

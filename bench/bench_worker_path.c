@@ -16,9 +16,9 @@
 #include <string.h>
 
 #include "kinfer/kinfer_clock.h"
-#include "kinfer_codec.h"
+#include "kinfer/kinfer_codec.h"
 #include "worker_offsets.h"
-#include "worker_route.h"
+#include "kinfer/kinfer_route.h"
 
 static int cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;

@@ -52,14 +52,15 @@ EOF
 }
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 # CPU ticks of the worker's Kafka-side threads: the poll loop (tid = pid),
-# the delivery-report thread (kinfer-dr) and librdkafka's threads (rdk:*).
+# the producer thread (kinfer-produce: produce + delivery reports; kinfer-dr
+# in builds before the one produce path) and librdkafka's threads (rdk:*).
 # Everything else named "kinfer" is the engine (batching, compute, reply
-# encode + produce call).
+# encode + hand-off).
 kafka_ticks() {
     local pid=$1 sum=0 t name
     for t in /proc/"$pid"/task/*; do
         name=$(cat "$t/comm")
-        if [[ ${t##*/} == "$pid" || $name == kinfer-dr || $name == rdk:* ]]; then
+        if [[ ${t##*/} == "$pid" || $name == kinfer-produce || $name == kinfer-dr || $name == rdk:* ]]; then
             sum=$((sum + $(awk '{print $14 + $15}' "$t/stat")))
         fi
     done
