@@ -131,6 +131,17 @@ class WorkerProc:
     def text(self):
         return Path(self.log_path).read_text(errors="replace") if self.log_path else ""
 
+    def all_text(self):
+        """The logs of every incarnation of this slot, oldest first."""
+        return "".join((self.logdir / f"{self.name}-{k}.log").read_text(errors="replace")
+                       for k in range(1, self.incarnation + 1))
+
+    def lost_assignments(self):
+        """Revokes the worker logged as lost (lost=1): the group moved on
+        without it, so what it answered but had not committed is redelivered."""
+        return sum(1 for line in self.all_text().splitlines()
+                   if "event=worker.revoked" in line and " lost=1 " in line)
+
     def wait_assigned(self, timeout=60.0):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -183,9 +194,17 @@ class Load(threading.Thread):
         self.topic, self.schema, self.replies, self.run_id = topic, schema, replies, run_id
         self.count, self.rate, self.model_name = count, rate, model_name
         self.x = np.full(width, 0.25, np.float32)
+        # Written by this thread, read by the scenario's thread while the
+        # load runs: every read goes through snapshot() (a plain copy can
+        # see the dict change size mid-iteration).
+        self.lock = threading.Lock()
         self.sent_at = {}
         self.failed = []
         self.done_at = None
+
+    def snapshot(self):
+        with self.lock:
+            return dict(self.sent_at)
 
     def run(self):
         t0 = time.monotonic()
@@ -204,7 +223,8 @@ class Load(threading.Thread):
                     break
                 except BufferError:
                     self.p.poll(0.01)
-            self.sent_at[rid] = time.monotonic()
+            with self.lock:
+                self.sent_at[rid] = time.monotonic()
             self.p.poll(0)
         self.p.flush(300)
         self.done_at = time.monotonic()
@@ -226,6 +246,7 @@ class Replies(threading.Thread):
         self.c = Consumer(conf, logger=QUIET)
         self.c.subscribe([topic])
         self.schema, self.prefix = schema, run_id + "-"
+        self.lock = threading.Lock()  # as Load's: reads go through answered()
         self.first_at = {}
         self.count = collections.Counter()
         self.status = collections.Counter()
@@ -246,15 +267,20 @@ class Replies(threading.Thread):
                 rid = r["id"]
                 if not rid.startswith(self.prefix):
                     continue
-                self.count[rid] += 1
-                if rid not in self.first_at:
-                    self.first_at[rid] = now
-                    self.status[r["status"]] += 1
-                self.reply_times.append(now)
                 ts_type, ts_ms = m.timestamp()
-                if ts_ms > 0:
-                    self.produced.append(ts_ms / 1000.0 - self._wall_to_mono)
+                with self.lock:
+                    self.count[rid] += 1
+                    if rid not in self.first_at:
+                        self.first_at[rid] = now
+                        self.status[r["status"]] += 1
+                    self.reply_times.append(now)
+                    if ts_ms > 0:
+                        self.produced.append(ts_ms / 1000.0 - self._wall_to_mono)
         self.c.close()
+
+    def answered(self):
+        with self.lock:
+            return set(self.first_at)
 
 
 # ---- one scenario ------------------------------------------------------------------
@@ -272,6 +298,8 @@ class Result:
     recover_s: float = 0.0
     faults: int = 0
     window: int = 0  # the at-least-once duplicate bound this run was held to
+    lost_assignments: int = 0  # revokes logged with lost=1, all workers
+    lost_window: int = 0  # the duplicate bound those lost assignments allow
     notes: dict = field(default_factory=dict)
 
     def row(self):
@@ -308,7 +336,7 @@ class Chaos:
         self.workers = []
         self.faults = []  # monotonic times of injected faults
         self.restarts = []  # (worker, exit code) of workers that exited on their own
-        self.rss = collections.defaultdict(int)
+        self.rss = {}
 
     # -- setup / teardown
     def __enter__(self):
@@ -331,6 +359,8 @@ class Chaos:
                                group_protocol=self.group_protocol)
             self.workers.append(WorkerProc(self.kinfer_bin, cfg, self.workdir, name,
                                            self.max_in_flight))
+        # every key present before the sampler starts: only values change
+        self.rss = {w.name: 0 for w in self.workers}
         return self
 
     def __exit__(self, *exc):
@@ -372,15 +402,15 @@ class Chaos:
 
     def _at_fraction(self, load, frac):
         """Waits until `frac` of the load has been sent."""
-        while len(load.sent_at) < frac * self.count and load.is_alive():
+        while len(load.snapshot()) < frac * self.count and load.is_alive():
             time.sleep(0.02)
 
     def _recovered(self, load, replies, t0, extra=0.0, timeout=120.0):
         """Waits until every request sent before t0 has a reply (then `extra` s)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            before = [i for i, t in list(load.sent_at.items()) if t <= t0]
-            if all(i in replies.first_at for i in before):
+            got = replies.answered()
+            if all(i in got for i, t in load.snapshot().items() if t <= t0):
                 break
             time.sleep(0.1)
         time.sleep(extra)
@@ -469,15 +499,17 @@ class Chaos:
             notes["lag_at_load_end"] = self._committed_lag()
         # Wait for every reply (or the timeout), then a little more for
         # late duplicates.
-        ids = set(load.sent_at)
+        ids = set(load.snapshot())
         deadline = time.monotonic() + settle_timeout
-        while time.monotonic() < deadline and not ids <= set(replies.first_at):
+        while time.monotonic() < deadline and not ids <= replies.answered():
             time.sleep(0.2)
         time.sleep(1.5)
         stop_supervisor.set()
         supervisor.join(5)
         replies.stop_flag = True
         replies.join(10)
+        if replies.is_alive():
+            raise RuntimeError("the reply reader did not stop within 10 s")
         stop_rss.set()
         rss_thread.join(2)
 
@@ -518,7 +550,14 @@ class Chaos:
         # At-least-once's duplicate bound: per kill, what the victim had
         # consumed but not committed — its in-flight window plus one commit
         # interval of replies (and the commit round trip).
-        res.window = self.kills * (self.max_in_flight + int(self.rate * 0.5))
+        # A lost assignment (librdkafka below 2.8 loses it when a commit
+        # races a rejoin: docs/RELIABILITY.md, bug 1) redelivers the same.
+        res.lost_assignments = sum(w.lost_assignments() for w in self.workers)
+        if res.lost_assignments:
+            res.notes["lost_assignments"] = res.lost_assignments
+        per_fault = self.max_in_flight + int(self.rate * 0.5)
+        res.window = self.kills * per_fault
+        res.lost_window = res.lost_assignments * per_fault
         return res
 
     def logs_tail(self, n=2500):

@@ -41,11 +41,18 @@ def targets_missed(res):
         bad.append(f"lost {res.lost}")
     if res.mode == "exactly-once" and res.duplicates:
         bad.append(f"{res.duplicates} duplicates seen by read_committed")
-    if res.mode == "at-least-once":
-        if res.scenario in ("steady", "add-worker", "remove-worker", "slow-model") and res.duplicates:
+    if res.mode == "at-least-once" and res.scenario != "broker-restart":
+        # Duplicates are allowed only after a kill, a lost assignment or a
+        # broker outage (docs/RELIABILITY.md, Guarantees); the first two
+        # are bounded by their windows, an outage is not (all commits of
+        # the outage fail).
+        killed = res.window if res.scenario == "kill-worker" else 0
+        allowed = killed + res.lost_window
+        if res.duplicates and not allowed:
             bad.append(f"{res.duplicates} duplicates without a kill or lost assignment")
-        if res.duplicates > max(res.window, 0) and res.scenario in ("kill-worker",):
-            bad.append(f"{res.duplicates} duplicates > window {res.window}")
+        elif res.duplicates > allowed:
+            bad.append(f"{res.duplicates} duplicates > window {allowed} "
+                       f"({res.lost_assignments} lost assignments)")
     return bad
 
 

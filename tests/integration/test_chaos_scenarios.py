@@ -42,8 +42,6 @@ def test_chaos(scenario, mode, tmp_path, bootstrap, kinfer_bin, kafka_ctl, schem
                      schemas=schemas, admin=admin, workdir=tmp_path, scenario=scenario,
                      mode=mode, count=count, rate=rate, kills=SHORT["kills"]) as c:
         res = c.run()
-        if scenario != "kill-worker":
-            res.window = 0
         print("\n" + chaos.TABLE_HEAD + "\n" + res.row())
         missed = chaos_run.targets_missed(res)
         assert not missed, f"{missed}\n{res.row()}\n{c.logs_tail()}"
