@@ -176,6 +176,9 @@ struct kinfer_worker {
     _Atomic int64_t txn_produced;     /* produces since the transaction began */
     _Atomic int64_t txn_outstanding;  /* produced, delivery report not yet handled */
     uint64_t txn_commits, txn_aborts; /* poll thread */
+    /* How long commit/abort keep retrying retriable errors (worker_txn.c):
+     * twice the producer's transaction.timeout.ms, read at start-up. */
+    int64_t txn_retry_us;
     bool subscribed;
     atomic_int fatal; /* a fatal Kafka error was reported */
     /* kafka.group_protocol = "consumer" and librdkafka found that the

@@ -16,8 +16,10 @@
  * with the watermarks and the consumer's group metadata, commit. Abort:
  * abort the transaction, forget tracked offsets (in-flight results of that
  * generation are then dropped) and seek every assigned partition back to
- * its committed offset. Fatal (fenced by a newer worker with the same id):
- * the worker stops with an error. Not the at-least-once commit
+ * its committed offset. Retriable errors of commit and abort are retried
+ * until twice transaction.timeout.ms. Fatal (fenced by a newer worker with
+ * the same id, a fatal producer error, a commit unanswered by the
+ * deadline): the worker stops with an error. Not the at-least-once commit
  * (worker_rebalance.c). */
 #include <stdlib.h>
 #include <string.h>
@@ -27,10 +29,38 @@
 #include "kinfer/kinfer_log.h"
 #include "worker_internal.h"
 
-/* Transactional calls get this long per try; librdkafka caps them at the
- * remaining transaction.timeout.ms anyway. */
+/* init_transactions and the flush get this long per try. Commit, abort
+ * and send_offsets pass -1 (the remaining transaction time), as
+ * librdkafka's documentation insists: another value risks desynchronising
+ * its state when a protocol request fails. */
 #define TXN_CALL_TIMEOUT_MS 30000
 #define TXN_TRIES 5
+/* Pause between retries of a call that failed at once (a timed-out
+ * transaction answers immediately): no busy loop while the broker is away. */
+#define TXN_RETRY_PAUSE_US 100000
+
+/* The producer's transaction.timeout.ms (librdkafka's default 60000 when it
+ * cannot be read). */
+static int64_t txn_timeout_ms(kinfer_worker *w) {
+    char buf[32];
+    size_t size = sizeof buf;
+    if (rd_kafka_conf_get(rd_kafka_conf(w->producer), "transaction.timeout.ms", buf, &size) !=
+        RD_KAFKA_CONF_OK)
+        return 60000;
+    long long v = atoll(buf);
+    return v > 0 ? v : 60000;
+}
+
+/* A retriable error is retried until the deadline: by twice the
+ * transaction timeout the coordinator has settled the transaction on its
+ * own (aborted it), so more waiting changes nothing. */
+static bool retry_before(rd_kafka_error_t *e, int64_t until_us) {
+    if (!rd_kafka_error_is_retriable(e) || rd_kafka_error_txn_requires_abort(e) ||
+        rd_kafka_error_is_fatal(e) || kinfer_mono_us() >= until_us)
+        return false;
+    usleep(TXN_RETRY_PAUSE_US);
+    return true;
+}
 
 static kinfer_err txn_error(kinfer_worker *w, const char *what, rd_kafka_error_t *e,
                             kinfer_error *err) {
@@ -57,7 +87,9 @@ kinfer_err kinfer_worker_txn_init(kinfer_worker *w, kinfer_error *err) {
     rd_kafka_error_t *e = rd_kafka_begin_transaction(w->producer);
     if (e)
         return txn_error(w, "begin_transaction", e, err);
-    KINFER_LOGI("txn.ready", "worker=%s", w->worker_id);
+    w->txn_retry_us = 2 * txn_timeout_ms(w) * 1000;
+    KINFER_LOGI("txn.ready", "worker=%s retry_ms=%lld", w->worker_id,
+                (long long)(w->txn_retry_us / 1000));
     return KINFER_OK;
 }
 
@@ -207,52 +239,59 @@ static bool flush_all(kinfer_worker *w) {
 }
 
 /* Commits the open transaction with `offsets`. Returns 0 on success, 1 when
- * it must be aborted, -1 on a fatal error. */
+ * it must be aborted, -1 on a fatal error — or when a commit stays
+ * unanswered past the retry deadline: its outcome is then unknown, an abort
+ * is not allowed (librdkafka: a retriable commit error is answered by
+ * committing again), and only a new producer's init_transactions, with the
+ * same transactional.id, settles it. */
 static int commit_locked(kinfer_worker *w, rd_kafka_topic_partition_list_t *offsets) {
+    int64_t until = kinfer_mono_us() + w->txn_retry_us;
     rd_kafka_error_t *e = NULL;
     if (offsets->cnt) {
         rd_kafka_consumer_group_metadata_t *cgmd = rd_kafka_consumer_group_metadata(w->consumer);
-        for (int attempt = 0;; attempt++) {
-            e = rd_kafka_send_offsets_to_transaction(w->producer, offsets, cgmd,
-                                                     TXN_CALL_TIMEOUT_MS);
-            if (!e || !rd_kafka_error_is_retriable(e) || attempt >= TXN_TRIES)
-                break;
+        while ((e = rd_kafka_send_offsets_to_transaction(w->producer, offsets, cgmd, -1)) &&
+               retry_before(e, until)) {
             KINFER_LOGW("txn.send_offsets_retry", "error=\"%s\"", rd_kafka_error_string(e));
             rd_kafka_error_destroy(e);
         }
         rd_kafka_consumer_group_metadata_destroy(cgmd);
+        if (e) { /* the commit was not begun: abortable unless fatal */
+            int verdict = rd_kafka_error_is_fatal(e) ? -1 : 1;
+            KINFER_LOGW("txn.send_offsets_failed", "error=\"%s\" fatal=%d requires_abort=%d",
+                        rd_kafka_error_string(e), (int)rd_kafka_error_is_fatal(e),
+                        (int)rd_kafka_error_txn_requires_abort(e));
+            rd_kafka_error_destroy(e);
+            return verdict;
+        }
     }
-    for (int attempt = 0; !e; attempt++) {
-        e = rd_kafka_commit_transaction(w->producer, TXN_CALL_TIMEOUT_MS);
-        if (!e || !rd_kafka_error_is_retriable(e) || attempt >= TXN_TRIES)
-            break;
+    while ((e = rd_kafka_commit_transaction(w->producer, -1)) && retry_before(e, until)) {
         KINFER_LOGW("txn.commit_retry", "error=\"%s\"", rd_kafka_error_string(e));
         rd_kafka_error_destroy(e);
-        e = NULL;
     }
     if (!e)
         return 0;
-    int verdict = rd_kafka_error_is_fatal(e) ? -1 : 1;
-    KINFER_LOGW("txn.commit_failed", "error=\"%s\" fatal=%d requires_abort=%d",
+    int verdict = rd_kafka_error_txn_requires_abort(e) && !rd_kafka_error_is_fatal(e) ? 1 : -1;
+    KINFER_LOGW("txn.commit_failed", "error=\"%s\" fatal=%d requires_abort=%d retriable=%d",
                 rd_kafka_error_string(e), (int)rd_kafka_error_is_fatal(e),
-                (int)rd_kafka_error_txn_requires_abort(e));
+                (int)rd_kafka_error_txn_requires_abort(e), (int)rd_kafka_error_is_retriable(e));
     rd_kafka_error_destroy(e);
     return verdict;
 }
 
 static bool abort_locked(kinfer_worker *w) {
-    for (int attempt = 0;; attempt++) {
-        rd_kafka_error_t *e = rd_kafka_abort_transaction(w->producer, TXN_CALL_TIMEOUT_MS);
+    int64_t until = kinfer_mono_us() + w->txn_retry_us;
+    for (;;) {
+        rd_kafka_error_t *e = rd_kafka_abort_transaction(w->producer, -1);
         if (!e)
             return true;
-        bool retry = rd_kafka_error_is_retriable(e) && attempt < TXN_TRIES;
+        bool retry = retry_before(e, until);
         KINFER_LOGE("txn.abort_failed", "error=\"%s\" fatal=%d retry=%d", rd_kafka_error_string(e),
                     (int)rd_kafka_error_is_fatal(e), (int)retry);
-        if (!retry)
-            atomic_store(&w->fatal, 1);
         rd_kafka_error_destroy(e);
-        if (!retry)
+        if (!retry) {
+            atomic_store(&w->fatal, 1);
             return false;
+        }
     }
 }
 
@@ -296,7 +335,8 @@ kinfer_err kinfer_worker_txn_commit(kinfer_worker *w, bool force_abort) {
             rewind_locked(w);
     } else {
         atomic_store(&w->fatal, 1);
-        KINFER_LOGE("txn.fatal", "action=\"stopping: fenced or fatal producer error\"");
+        KINFER_LOGE("txn.fatal",
+                    "action=\"stopping: fenced, fatal producer error or commit outcome unknown\"");
     }
     rd_kafka_topic_partition_list_destroy(tw.list);
     atomic_store(&w->txn_produced, 0);

@@ -428,6 +428,34 @@ class Chaos:
         finally:
             c.close()
 
+    def _lost_diagnosis(self):
+        """Where lost replies are held, for the notes of a run that lost
+        some: per reply partition, high watermark minus the last stable
+        offset (> 0 after every worker's transaction settled: a hanging
+        transaction holds read_committed readers), and per request partition
+        the uncommitted lag (> 0: the partition's owner is not answering)."""
+        out = {}
+        for level in ("read_uncommitted", "read_committed"):
+            c = Consumer({"bootstrap.servers": self.b, "group.id": "kinfer-chaos-diag",
+                          "isolation.level": level}, logger=QUIET)
+            try:
+                out[level] = [c.get_watermark_offsets(TopicPartition(self.replies, p),
+                                                      timeout=10, cached=False)[1]
+                              for p in range(6)]
+            finally:
+                c.close()
+        lso_gap = [hw - lso for hw, lso in zip(out["read_uncommitted"], out["read_committed"])]
+        c = Consumer({"bootstrap.servers": self.b, "group.id": self.group}, logger=QUIET)
+        try:
+            tps = [TopicPartition(self.topic, p) for p in range(PARTITIONS)]
+            com = {t.partition: t.offset for t in c.committed(tps, timeout=10)}
+            lag = [c.get_watermark_offsets(TopicPartition(self.topic, p), timeout=10)[1] -
+                   max(com.get(p, 0), 0) for p in range(PARTITIONS)]
+        finally:
+            c.close()
+        return {"reply_hw_minus_lso": "/".join(map(str, lso_gap)),
+                "request_lag": "/".join(map(str, lag))}
+
     # -- the run
     def run(self, settle_timeout=120.0):
         sc = self.scenario
@@ -547,6 +575,10 @@ class Chaos:
         if res.lost:
             missing = sorted(ids - answered)[:5]
             res.notes["missing"] = " ".join(missing)
+            try:
+                res.notes.update(self._lost_diagnosis())
+            except Exception as e:  # a diagnosis, never the verdict
+                res.notes["diagnosis_error"] = str(e)[:80]
         # At-least-once's duplicate bound: per kill, what the victim had
         # consumed but not committed — its in-flight window plus one commit
         # interval of replies (and the commit round trip).
