@@ -56,6 +56,11 @@ struct gw_batches {
     pthread_t thread;
     bool started;
     char reply_topic[300];
+    /* Per state-topic partition: the next offset the map has applied
+     * (written by the state thread). A runner waits until the map has
+     * caught up with the topic's end before it trusts a status. */
+    int nparts;
+    _Atomic int64_t *applied;
 };
 
 static const char *str(json_t *o, const char *k) {
@@ -171,6 +176,30 @@ static void finalize(gw_batches *b, runner *r, json_t *obj, const char *final_st
     publish(b, obj);
 }
 
+/* True once the map holds every state record written before this call:
+ * a runner that took a batch's lock right after its previous runner
+ * finished must see that runner's last status (publish flushes before the
+ * lock is released), or it would run a finished batch again and finalize
+ * it a second time (a new output file). */
+static bool caught_up(gw_batches *b, int timeout_ms) {
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (int p = 0; p < b->nparts; p++) {
+        int64_t lo = 0, hi = 0;
+        if (rd_kafka_query_watermark_offsets(b->consumer, b->o->state_topic, p, &lo, &hi,
+                                             timeout_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            return false;
+        while (hi > lo && atomic_load(&b->applied[p]) < hi) {
+            clock_gettime(CLOCK_MONOTONIC, &now);
+            if ((now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000 > timeout_ms)
+                return false;
+            struct timespec ts = {0, 20000000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return true;
+}
+
 static void *run_batch(void *arg) {
     runner *r = arg;
     gw_batches *b = r->owner;
@@ -183,7 +212,13 @@ static void *run_batch(void *arg) {
         atomic_store(&r->finished, true);
         return NULL;
     }
-    json_t *obj = lookup(b, r->id);
+    json_t *obj = NULL;
+    if (!caught_up(b, 10000)) {
+        fprintf(stderr, "kinfer gateway: batch %s: state topic %s not caught up; retried later\n",
+                r->id, b->o->state_topic);
+        goto done;
+    }
+    obj = lookup(b, r->id);
     if (!obj || !unfinished(str(obj, "status")))
         goto done; /* finished meanwhile */
     const char *fid = str(obj, "input_file_id");
@@ -289,6 +324,8 @@ static void *state_thread(void *arg) {
             if (obj)
                 json_decref(obj);
         }
+        if (m && !m->err && m->partition >= 0 && m->partition < b->nparts)
+            atomic_store(&b->applied[m->partition], m->offset + 1);
         if (m)
             rd_kafka_message_destroy(m);
         struct timespec ts;
@@ -414,6 +451,12 @@ static kinfer_err start_consumer(gw_batches *b, kinfer_error *err) {
         return kinfer_error_set(err, KINFER_ERR_KAFKA, "state topic %s: %s", b->o->state_topic,
                                 rd_kafka_err2str(e ? e : RD_KAFKA_RESP_ERR__UNKNOWN_TOPIC));
     }
+    b->nparts = md->topics[0].partition_cnt;
+    b->applied = calloc((size_t)(b->nparts ? b->nparts : 1), sizeof(*b->applied));
+    if (!b->applied) {
+        rd_kafka_metadata_destroy(md);
+        return kinfer_error_set(err, KINFER_ERR_NOMEM, "out of memory");
+    }
     rd_kafka_topic_partition_list_t *list =
         rd_kafka_topic_partition_list_new(md->topics[0].partition_cnt);
     for (int p = 0; p < md->topics[0].partition_cnt; p++)
@@ -484,6 +527,7 @@ void gw_batches_stop(gw_batches *b) {
         rd_kafka_destroy(b->producer);
     }
     json_decref(b->map);
+    free(b->applied);
     pthread_mutex_destroy(&b->mu);
     free(b);
 }
