@@ -88,7 +88,10 @@ static void on_complete(void *ctx, const kinfer_engine_result *res) {
         atomic_fetch_add(&l->batch_rows, res->batch_size);
         atomic_fetch_add(&l->compute_sum, (uint64_t)res->compute_us);
     }
-    if (!atomic_load(&l->stop) && submit_slot(l, i) != KINFER_OK)
+    /* A refusal counts only while the load runs: a completion that read
+     * stop == false just before run_once set it may resubmit into the engine's
+     * shutdown, which refuses it by design. */
+    if (!atomic_load(&l->stop) && submit_slot(l, i) != KINFER_OK && !atomic_load(&l->stop))
         atomic_fetch_add(&l->refused, 1);
 }
 
