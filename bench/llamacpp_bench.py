@@ -17,9 +17,12 @@ Measures, each the median of --runs runs:
              holding one token per sequence (llama_batch with N seq_ids, as
              llama.cpp's examples/batched does): aggregate generated tokens/s
              = N * gen / decode time; the prefill is timed apart.
-On a shared machine run it with OMP_WAIT_POLICY=PASSIVE: ggml's OpenMP threads
-spin while waiting by default, and with more runnable processes than cores
-that spinning cost 8x on decode here (0.8 vs 6.4 tok/s at load ~12).
+OMP_WAIT_POLICY: leave it unset on a quiet machine. ggml's OpenMP threads
+spin while waiting by default; PASSIVE makes them sleep between the many
+small parallel regions of a decode step, which cut single-stream decode from
+90 to 32 tok/s on a quiet 2-vCPU Zen 4 (2026-12-03). Only on a machine with
+more runnable processes than cores does PASSIVE help (0.8 -> 6.4 tok/s at
+load ~12, 2026-12-02). The value in effect is printed with the results.
 Greedy argmax is taken in numpy on llama.cpp's logits (its cost is inside the
 decode timings, as a server's sampling would be). The KV cache is unified
 (kv_unified) and sized for N * (prompt + gen) positions.

@@ -4,9 +4,12 @@
 + llama-cpp-python, one request at a time), same GGUF (SmolLM2-135M-Instruct
 Q4_1), same requests, same thread count, sides interleaved run by run.
 Not run in CI (needs llama-cpp-python: requirements-reference.txt).
+Leave OMP_WAIT_POLICY unset on a quiet machine: PASSIVE slows the Python
+worker's llama.cpp ~3x (bench/llamacpp_bench.py explains); kinfer is not
+affected either way.
 
     KINFER_KAFKA_PORT=19200 scripts/kafka.sh start
-    OMP_WAIT_POLICY=PASSIVE /tmp/llmwire-venv/bin/python bench/llm_e2e_bench.py \\
+    /tmp/llmwire-venv/bin/python bench/llm_e2e_bench.py \\
         -b 127.0.0.1:19200 --kinfer build/kinfer --runs 3 [--json]
 
 The client (confluent-kafka + fastavro) keeps C requests in flight (a closed
