@@ -56,7 +56,17 @@ def client_schemas(repo_root):
 
 def sr_client():
     from confluent_kafka.schema_registry import SchemaRegistryClient
-    return SchemaRegistryClient({"url": REGISTRY_URL})
+    # A bounded HTTP timeout: without one a registry that holds a connection
+    # open hangs the suite instead of failing the test.
+    return SchemaRegistryClient({"url": REGISTRY_URL, "timeout": 20})
+
+
+# The topic name strategy, as kinfer's worker uses. confluent-kafka 2.16's
+# default (ASSOCIATED) asks the registry for topic associations on every
+# (de)serialize, an API Apicurio does not serve; one such call once hung.
+def topic_strategy():
+    from confluent_kafka.schema_registry import topic_subject_name_strategy
+    return {"subject.name.strategy": topic_subject_name_strategy}
 
 
 @needs_registry
@@ -73,7 +83,7 @@ def test_older_and_newer_clients_through_the_registry(worker_env, bootstrap, rep
     rng = np.random.default_rng(13)
     sent, items = {}, []
     for kind, schema in (("old", older), ("new", newer)):
-        ser = AvroSerializer(client, json.dumps(schema), conf={"auto.register.schemas": True})
+        ser = AvroSerializer(client, json.dumps(schema), conf={"auto.register.schemas": True, **topic_strategy()})
         for i in range(2):
             x = rng.normal(size=(1, mlp.width)).astype(np.float32)
             rec = request(f"{kind}-{i}", x)
@@ -91,7 +101,7 @@ def test_older_and_newer_clients_through_the_registry(worker_env, bootstrap, rep
     assert len(got) == len(sent), w.text()[-4000:]
     # The reply schema, as the worker registered it under the reply subject.
     reply_id = client.get_latest_version(f"{replies}-value").schema_id
-    deser = AvroDeserializer(client)
+    deser = AvroDeserializer(client, conf=topic_strategy())
     rctx = SerializationContext(replies, MessageField.VALUE)
     for m in got:
         assert m.value()[:1] == b"\x00", "a Confluent request gets a Confluent reply"
